@@ -1,0 +1,26 @@
+# Every dependency is a Debian package installed by scripts/install-deps.sh.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(URING REQUIRED IMPORTED_TARGET liburing>=2.3)
+pkg_check_modules(WOLFSSL REQUIRED IMPORTED_TARGET wolfssl>=5.5)
+find_package(fmt REQUIRED)
+find_package(tl-expected REQUIRED)
+find_package(tomlplusplus REQUIRED)
+find_package(Threads REQUIRED)
+
+# Third-party headers are SYSTEM so our warning flags do not apply to them.
+add_library(la::expected INTERFACE IMPORTED)
+target_link_libraries(la::expected INTERFACE tl::expected)
+foreach(t PkgConfig::URING PkgConfig::WOLFSSL)
+  get_target_property(dirs ${t} INTERFACE_INCLUDE_DIRECTORIES)
+  if(dirs)
+    set_target_properties(${t} PROPERTIES INTERFACE_SYSTEM_INCLUDE_DIRECTORIES "${dirs}")
+  endif()
+endforeach()
+
+if(LA_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+  include(GoogleTest)
+endif()
+if(LA_BUILD_PERF)
+  find_package(benchmark REQUIRED)
+endif()

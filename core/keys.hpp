@@ -1,0 +1,110 @@
+// Key material for validation: Ed25519 signing keys (public, JWK Set) and AES-256-GCM
+// secrets (by version), with the loaders the agent runs at startup and on rotation.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "core/result.hpp"
+#include "crypto/aes_gcm.hpp"
+#include "crypto/ed25519.hpp"
+
+namespace la::core {
+
+/// Signing keys by `kid`: fixed capacity, copyable, read-only on the hot path.
+class signing_key_set {
+public:
+    static constexpr std::size_t capacity = 32;  ///< keys per set
+    static constexpr std::size_t max_kid = 64;   ///< bytes per kid
+
+    /// Adds a key. Errors (text): empty or over-long kid, duplicate kid, set full.
+    expected<void, std::string> add(std::string_view kid, const crypto::ed25519_public_key& key);
+
+    /// The key named kid, or nullptr. Allocation-free.
+    const crypto::ed25519_public_key* find(std::string_view kid) const noexcept;
+
+    /// Number of keys.
+    std::size_t size() const noexcept { return count_; }
+    /// kid of the i-th key (i < size()).
+    std::string_view kid(std::size_t i) const noexcept { return {slots_[i]->kid.data(), slots_[i]->kid_len}; }
+
+private:
+    struct slot {
+        std::array<char, max_kid> kid;
+        std::size_t kid_len;
+        crypto::ed25519_public_key key;
+    };
+    std::array<std::optional<slot>, capacity> slots_{};
+    std::size_t count_ = 0;
+};
+
+/// AES-256-GCM secrets by version (the sealed token's decimal `kid`). Move-only because
+/// the keys are; one set per engine (a key's context is not shared across threads).
+class secret_set {
+public:
+    static constexpr std::size_t capacity = 16;  ///< versions per set (ACTIVE + GRACE + spares)
+
+    /// Adds a secret. Errors (text): duplicate version, set full.
+    expected<void, std::string> add(std::uint64_t version, crypto::aes256_gcm_key key);
+
+    /// The key for version, or nullptr. Allocation-free.
+    const crypto::aes256_gcm_key* find(std::uint64_t version) const noexcept;
+
+    /// Number of secrets.
+    std::size_t size() const noexcept { return count_; }
+    /// Version of the i-th secret (i < size()).
+    std::uint64_t version(std::size_t i) const noexcept { return slots_[i]->version; }
+
+private:
+    struct slot {
+        std::uint64_t version;
+        crypto::aes256_gcm_key key;
+    };
+    std::array<std::optional<slot>, capacity> slots_{};
+    std::size_t count_ = 0;
+};
+
+/// Parses a canonical decimal secret version ("1", "42"; no sign, no leading zero, fits uint64).
+bool parse_version(std::string_view text, std::uint64_t& out) noexcept;
+
+/// Parses a JWK Set of Ed25519 public keys ({"keys":[{"kty":"OKP","crv":"Ed25519","kid":..,"x":..}]}).
+/// `source` names the document in error messages. Refuses other kty/crv, private parts ("d"),
+/// duplicate kids, missing or mistyped members, and an empty set.
+expected<signing_key_set, std::string> parse_signing_keys(std::string_view json, std::string_view source);
+
+/// Reads and parses a signing-key JWK Set file (public material: any mode is accepted).
+expected<signing_key_set, std::string> load_signing_keys(const std::filesystem::path& path);
+
+/// Parses a JWK Set of {"kty":"oct","kid":"<version>","k":"<base64url of 32 bytes>"} in place;
+/// decoded key bytes only ever live in secure memory. `source` names the document in errors.
+expected<secret_set, std::string> parse_secrets(std::span<char> json, std::string_view source);
+
+/// Where the agent's secrets come from (file now; TPM and encrypted file later).
+class secret_store {
+public:
+    virtual ~secret_store();
+    /// Loads every secret currently held. Errors: human text naming the source and the key.
+    virtual expected<secret_set, std::string> load() = 0;
+    /// Backend name as written in the config ("file", ...).
+    virtual std::string_view backend() const noexcept = 0;
+};
+
+/// Secrets from an owner-only JWK Set file (refused when group/other may read or write it).
+class file_secret_store final : public secret_store {
+public:
+    /// Remembers the path; nothing is read until load().
+    explicit file_secret_store(std::filesystem::path path) : path_(std::move(path)) {}
+    expected<secret_set, std::string> load() override;
+    std::string_view backend() const noexcept override { return "file"; }
+
+private:
+    std::filesystem::path path_;
+};
+
+}  // namespace la::core

@@ -1,0 +1,259 @@
+#include "net/daemon.hpp"
+
+#include <fmt/format.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <ctime>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <string_view>
+
+#include "core/config.hpp"
+#include "core/engine.hpp"
+#include "core/keys.hpp"
+#include "crypto/secure_buffer.hpp"
+#include "io/clock.hpp"
+#include "io/ring.hpp"
+#include "io/scope.hpp"
+#include "io/signals.hpp"
+#include "net/server.hpp"
+
+namespace la::net {
+namespace {
+
+template <class... Args>
+void log(std::string_view level, fmt::format_string<Args...> f, Args&&... args) {
+    const std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    ::gmtime_r(&now, &tm);
+    char stamp[32];
+    std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    fmt::print(stderr, "{} license-agent {}: {}\n", stamp, level,
+               fmt::format(f, std::forward<Args>(args)...));
+    std::fflush(stderr);
+}
+
+constexpr std::string_view usage =
+    "usage: license-agent --config FILE [--check-config]\n"
+    "  --config FILE    the agent's TOML configuration (mode 0600)\n"
+    "  --check-config   load and check the configuration and keys, then exit\n"
+    "  --version        print the version\n"
+    "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads signing keys and secrets.\n";
+
+struct key_material {
+    core::signing_key_set signing;
+    core::secret_set secrets;
+};
+
+core::expected<key_material, std::string> load_keys(const core::agent_config& cfg) {
+    auto signing = core::load_signing_keys(cfg.licenses.signing_keys);
+    if (!signing) return core::unexpected<std::string>(signing.error());
+    auto store = core::make_secret_store(cfg.secrets);
+    if (!store) return core::unexpected<std::string>("secrets.backend: unsupported backend");
+    auto secrets = store->load();
+    if (!secrets) return core::unexpected<std::string>(secrets.error());
+    return key_material{std::move(*signing), std::move(*secrets)};
+}
+
+// The completion queue must hold one pending recv per connection plus sends, accepts and
+// timers (see io::ring): size it from max_connections.
+io::ring::options ring_options(const core::ipc_config& ipc) {
+    io::ring::options o;
+    o.sq_entries = 256;
+    const std::size_t needed = 2 * ipc.max_connections + 256;
+    o.cq_multiplier = static_cast<unsigned>(std::max<std::size_t>(8, (needed + 255) / 256));
+    return o;
+}
+
+struct agent {
+    const core::agent_config& cfg;
+    core::engine& engine;
+    server& srv;
+    io::signal_set& signals;
+    std::stop_source& stop;
+    std::size_t signing_keys;
+    std::size_t secrets;
+    std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+
+    std::string status_json() const {
+        const auto& s = srv.stats();
+        const auto& e = engine.stats();
+        std::string by_status;
+        for (std::size_t i = 0; i <= static_cast<std::size_t>(core::status::internal_error); ++i) {
+            if (!by_status.empty()) by_status += ',';
+            by_status += fmt::format("\"{}\":{}", core::to_string(static_cast<core::status>(i)),
+                                     s.by_status[i]);
+        }
+        const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
+            std::chrono::steady_clock::now() - started);
+        return fmt::format(
+            "{{\"version\":\"{}\",\"agent_id\":\"{}\",\"uptime_seconds\":{},\"pid\":{},"
+            "\"connections\":{},\"accepted\":{},\"unauthorized\":{},\"busy_refusals\":{},"
+            "\"protocol_errors\":{},\"idle_closed\":{},\"requests\":{},\"validations\":{},"
+            "\"valid\":{},\"invalid\":{},\"cache_hits\":{},\"cache_misses\":{},"
+            "\"signing_keys\":{},\"secrets\":{},\"secrets_backend\":\"{}\",\"by_status\":{{{}}}}}",
+            LA_VERSION, json_escape(cfg.agent_id), uptime.count(), ::getpid(), s.active, s.accepted,
+            s.unauthorized, s.busy_refusals, s.protocol_errors, s.idle_closed, s.requests,
+            e.validations, e.valid, e.invalid, e.cache_hits, e.cache_misses, signing_keys, secrets,
+            cfg.secrets.backend, by_status);
+    }
+
+    static std::string json_escape(std::string_view in) {
+        std::string out;
+        for (char c : in) {
+            if (c == '"' || c == '\\') {
+                out += '\\';
+                out += c;
+            } else if (static_cast<unsigned char>(c) < 0x20) {
+                out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
+            } else {
+                out += c;
+            }
+        }
+        return out;
+    }
+
+    // SIGHUP reloads key material; a failed reload keeps the keys in service.
+    io::task<void> handle_signals() {
+        for (;;) {
+            auto sig = co_await signals.next();
+            if (!sig) {
+                log("error", "signal wait failed: {}; stopping", sig.error().message());
+                stop.request_stop();
+                co_return;
+            }
+            if (*sig == SIGHUP) {
+                auto keys = load_keys(cfg);
+                if (!keys) {
+                    log("error", "reload failed, keeping the current keys: {}", keys.error());
+                    continue;
+                }
+                signing_keys = keys->signing.size();
+                secrets = keys->secrets.size();
+                engine.replace_keys(std::move(keys->signing), std::move(keys->secrets));
+                log("info", "reloaded {} signing keys and {} secrets", signing_keys, secrets);
+                continue;
+            }
+            log("info", "{} received: stopping (finishing requests in flight)", ::strsignal(*sig));
+            stop.request_stop();
+            co_return;
+        }
+    }
+};
+
+io::task<void> run(agent& a, listener& main_socket, listener& admin_socket) {
+    const std::stop_token token = a.stop.get_token();
+    io::task_scope scope;
+    scope.spawn(a.srv.serve(main_socket, role::validate, &token));
+    scope.spawn(a.srv.serve(admin_socket, role::admin, &token));
+    scope.spawn(a.handle_signals());
+    co_await scope.join();
+}
+
+}  // namespace
+
+int run_agent(int argc, char** argv) {
+    std::optional<std::string> config_path;
+    bool check_only = false;
+    for (int i = 1; i < argc; ++i) {
+        const std::string_view arg = argv[i];
+        if (arg == "--config" && i + 1 < argc) {
+            config_path = argv[++i];
+        } else if (arg == "--check-config") {
+            check_only = true;
+        } else if (arg == "--version") {
+            fmt::print("license-agent {}\n", LA_VERSION);
+            return 0;
+        } else if (arg == "--help" || arg == "-h") {
+            fmt::print("{}", usage);
+            return 0;
+        } else {
+            fmt::print(stderr, "license-agent: unknown argument '{}'\n{}", arg, usage);
+            return 2;
+        }
+    }
+    if (!config_path) {
+        fmt::print(stderr, "license-agent: --config FILE is required\n{}", usage);
+        return 2;
+    }
+
+    // Before anything secret is in memory: no core dumps, no ptrace by peers of our uid.
+    if (auto hardened = crypto::harden_process(); !hardened)
+        log("warning", "could not make the process non-dumpable: {}", hardened.error().message());
+
+    auto cfg = core::load_config(*config_path);
+    if (!cfg) {
+        log("error", "{}", cfg.error());
+        return 2;
+    }
+    auto keys = load_keys(*cfg);
+    if (!keys) {
+        log("error", "{}", keys.error());
+        return 2;
+    }
+    if (check_only) {
+        fmt::print("configuration OK: {} signing keys, {} secrets\n", keys->signing.size(),
+                   keys->secrets.size());
+        return 0;
+    }
+    if (::mkdir(cfg->state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+        log("error", "agent.state_dir {}: {}", cfg->state_dir.string(), std::strerror(errno));
+        return 1;
+    }
+
+    // Signals are blocked before any thread starts, so they all inherit the mask.
+    auto signals = io::signal_set::open({SIGTERM, SIGINT, SIGHUP});
+    if (!signals) {
+        log("error", "signalfd: {}", signals.error().message());
+        return 1;
+    }
+    ::signal(SIGPIPE, SIG_IGN);
+
+    auto ring = io::ring::create(ring_options(cfg->ipc));
+    if (!ring) {
+        log("error", "io_uring setup failed: {}", ring.error().message());
+        return 1;
+    }
+
+    io::system_clock clock;
+    const std::size_t signing_count = keys->signing.size();
+    const std::size_t secret_count = keys->secrets.size();
+    core::engine engine(
+        core::engine_options{cfg->licenses.issuer, cfg->licenses.leeway_seconds,
+                             cfg->licenses.instance, cfg->licenses.cache_entries},
+        std::move(keys->signing), std::move(keys->secrets), clock);
+
+    auto main_socket = listener::bind(cfg->ipc.socket, cfg->ipc.socket_mode);
+    if (!main_socket) {
+        log("error", "ipc.socket {}", main_socket.error());
+        return 1;
+    }
+    auto admin_socket = listener::bind(cfg->ipc.admin_socket, cfg->ipc.socket_mode & 0770u);
+    if (!admin_socket) {
+        log("error", "ipc.admin_socket {}", admin_socket.error());
+        return 1;
+    }
+
+    std::stop_source stop;
+    const agent* status_source = nullptr;  // set below: the server and the agent refer to each other
+    server srv(server_options{cfg->ipc.allowed_uids, cfg->ipc.admin_uids, cfg->ipc.max_connections,
+                              std::chrono::milliseconds(cfg->ipc.idle_timeout_ms),
+                              cfg->ipc.max_pipeline},
+               engine, [&status_source] { return status_source->status_json(); });
+    agent a{*cfg, engine, srv, *signals, stop, signing_count, secret_count};
+    status_source = &a;
+
+    log("info", "ready: agent {} on {} (admin {}), {} signing keys, {} secrets ({} backend)",
+        cfg->agent_id, cfg->ipc.socket.string(), cfg->ipc.admin_socket.string(), signing_count,
+        secret_count, cfg->secrets.backend);
+    (*ring)->run(run(a, *main_socket, *admin_socket));
+    log("info", "stopped: {} requests answered", srv.stats().requests);
+    return 0;
+}
+
+}  // namespace la::net

@@ -1,0 +1,273 @@
+#include "net/server.hpp"
+
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+
+#include "io/ops.hpp"
+#include "net/protocol.hpp"
+
+namespace la::net {
+namespace {
+
+using namespace std::chrono_literals;
+
+core::expected<sockaddr_un, std::string> unix_address(const std::filesystem::path& path) {
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    const std::string& s = path.native();
+    if (s.empty() || s.size() >= sizeof addr.sun_path)
+        return core::unexpected<std::string>(path.string() + ": socket path is empty or too long");
+    std::memcpy(addr.sun_path, s.data(), s.size());
+    return addr;
+}
+
+// True when something accepts connections on `addr` (another agent is running).
+bool someone_listens(const sockaddr_un& addr) {
+    io::unique_fd probe(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!probe) return false;
+    return ::connect(probe.get(), reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+}
+
+// A refusal sent right after accept, best effort: the socket buffer of a new connection is empty,
+// so a non-blocking send of one small frame does not fail for lack of room.
+void refuse(int fd, core::status code, std::string_view why) {
+    std::array<std::byte, 256> frame{};
+    const std::size_t n = encode_error(frame, code, why);
+    [[maybe_unused]] ssize_t sent = ::send(fd, frame.data(), n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    ::shutdown(fd, SHUT_WR);
+}
+
+// Per-connection buffers: one request frame (plus slack for the next) in, a batch of answers out.
+constexpr std::size_t in_capacity = max_wire_frame + 4096;
+constexpr std::size_t out_capacity = 2 * max_wire_frame;
+
+}  // namespace
+
+core::expected<listener, std::string> listener::bind(const std::filesystem::path& path,
+                                                     std::uint32_t mode, int backlog) {
+    using err = core::unexpected<std::string>;
+    auto addr = unix_address(path);
+    if (!addr) return err(addr.error());
+    struct stat st{};
+    if (::lstat(path.c_str(), &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return err(path.string() + ": exists and is not a socket; refusing to replace it");
+        if (someone_listens(*addr))
+            return err(path.string() + ": another process is listening on it (agent already running?)");
+        ::unlink(path.c_str());  // stale socket of a previous run
+    }
+    listener l;
+    l.fd_.reset(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!l.fd_) return err(path.string() + ": socket: " + std::strerror(errno));
+    if (::bind(l.fd_.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof *addr) != 0)
+        return err(path.string() + ": bind: " + std::strerror(errno));
+    l.path_ = path;  // from here on the destructor removes the file
+    if (::chmod(path.c_str(), static_cast<mode_t>(mode)) != 0)
+        return err(path.string() + ": chmod: " + std::strerror(errno));
+    if (::listen(l.fd_.get(), backlog) != 0)
+        return err(path.string() + ": listen: " + std::strerror(errno));
+    return l;
+}
+
+listener::~listener() { close(); }
+
+void listener::close() noexcept {
+    if (!fd_) return;
+    fd_.reset();
+    if (!path_.empty()) ::unlink(path_.c_str());
+}
+
+server::server(server_options opts, core::engine& engine, status_provider status)
+    : opts_(std::move(opts)), engine_(engine), status_(std::move(status)) {}
+
+bool server::uid_allowed(uid_t uid, role r) const noexcept {
+    auto in = [uid](const std::vector<uid_t>& v) { return std::find(v.begin(), v.end(), uid) != v.end(); };
+    if (in(opts_.admin_uids)) return true;
+    return r == role::validate && in(opts_.allowed_uids);
+}
+
+io::task<void> server::serve(listener& l, role r, const std::stop_token* stop) {
+    io::task_scope connections;
+    const io::op_options accept_opts{std::nullopt, stop};
+    for (;;) {
+        auto fd = co_await io::accept(l.fd(), accept_opts);
+        if (!fd) {
+            if (fd.error() == std::errc::operation_canceled) break;
+            // EMFILE/ENFILE/ENOBUFS: back off instead of spinning; the backlog holds the peers.
+            const std::chrono::milliseconds pause = 50ms;
+            auto slept = co_await io::sleep_for(pause, stop);
+            if (!slept && slept.error() == std::errc::operation_canceled) break;
+            continue;
+        }
+        io::unique_fd conn(*fd);
+        ++stats_.accepted;
+        ucred cred{};
+        socklen_t len = sizeof cred;
+        if (::getsockopt(conn.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0 ||
+            !uid_allowed(cred.uid, r)) {
+            ++stats_.unauthorized;
+            ++stats_.by_status[static_cast<std::size_t>(core::status::unauthorized)];
+            refuse(conn.get(), core::status::unauthorized, "peer uid is not allowed on this socket");
+            continue;
+        }
+        if (stats_.active >= opts_.max_connections) {
+            ++stats_.busy_refusals;
+            refuse(conn.get(), core::status::internal_error, "busy: too many connections");
+            continue;
+        }
+        ++stats_.active;
+        connections.spawn(connection(std::move(conn), r, stop));
+    }
+    l.close();
+    co_await connections.join();
+}
+
+io::task<void> server::connection(io::unique_fd fd, role r, const std::stop_token* stop) {
+    // Allocated once per connection; the request loop below allocates nothing.
+    auto in = std::make_unique<std::byte[]>(in_capacity);
+    auto out = std::make_unique<std::byte[]>(out_capacity);
+    std::size_t in_len = 0;
+    std::size_t out_len = 0;
+    std::size_t queued = 0;  // answers in `out`
+    bool closing = false;
+    bool draining = false;  // stop requested: answer what has arrived, then close
+    const io::op_options recv_opts{opts_.idle_timeout, stop};
+    const io::op_options send_opts{opts_.idle_timeout, nullptr};
+
+    for (;;) {
+        // 1. Answer every complete frame in the buffer.
+        std::size_t pos = 0;
+        while (!closing) {
+            frame_view frame{};
+            const auto state = peek_frame(std::span(in.get() + pos, in_len - pos), frame);
+            if (state == frame_state::need_more) break;
+            if (out_capacity - out_len < max_wire_frame || queued >= opts_.max_pipeline) {
+                // Flush before answering more: the input views stay valid meanwhile.
+                std::size_t sent_total = 0;
+                while (sent_total < out_len) {
+                    auto sent = co_await io::send(
+                        fd.get(), std::span(out.get() + sent_total, out_len - sent_total), send_opts);
+                    if (!sent || *sent == 0) {
+                        closing = true;
+                        break;
+                    }
+                    sent_total += *sent;
+                }
+                out_len = 0;
+                queued = 0;
+                if (closing) break;
+            }
+            std::span<std::byte> dst(out.get() + out_len, out_capacity - out_len);
+            if (state != frame_state::ready) {
+                ++stats_.protocol_errors;
+                out_len += encode_error(dst,
+                                        state == frame_state::too_large ? core::status::too_large
+                                                                        : core::status::malformed,
+                                        state == frame_state::too_large ? "frame exceeds 16384 bytes"
+                                                                        : "frame length below 2");
+                closing = true;  // framing is lost: nothing after this can be parsed
+                break;
+            }
+            pos += frame.total_size;
+            ++queued;
+            ++stats_.requests;
+            if (frame.version < min_protocol_version || frame.version > max_protocol_version) {
+                ++stats_.protocol_errors;
+                out_len += encode_error(dst, core::status::unsupported_version,
+                                        "unsupported protocol version");
+                continue;
+            }
+            switch (static_cast<msg_type>(frame.type)) {
+                case msg_type::validate: {
+                    auto body = decode_validate(frame.body);
+                    if (body) {
+                        const core::validation v = engine_.validate(
+                            {body->token, body->product, body->feature, body->instance});
+                        ++stats_.by_status[static_cast<std::size_t>(v.st) % stats_.by_status.size()];
+                        out_len += encode_result(dst, body->nonce, v);
+                    } else if (body.error() == std::errc::value_too_large) {
+                        const core::validation v{core::status::malformed, false, {}};
+                        ++stats_.by_status[static_cast<std::size_t>(v.st)];
+                        out_len += encode_result(dst, frame.body.first<nonce_size>(), v);
+                    } else {
+                        ++stats_.protocol_errors;
+                        out_len += encode_error(dst, core::status::malformed,
+                                                "VALIDATE body lengths do not add up");
+                    }
+                    break;
+                }
+                case msg_type::hello: {
+                    auto hello = decode_hello(frame.body);
+                    if (!hello) {
+                        ++stats_.protocol_errors;
+                        out_len += encode_error(dst, core::status::malformed, "HELLO body must be 2 bytes");
+                    } else if (!hello_compatible(*hello)) {
+                        out_len += encode_error(dst, core::status::unsupported_version,
+                                                "no common protocol version");
+                    } else {
+                        out_len += encode_hello_ok(dst);
+                    }
+                    break;
+                }
+                case msg_type::status: {
+                    (void)r;  // both roles may read counters; only admins will change state
+                    const std::string json = status_ ? status_() : std::string("{}");
+                    out_len += encode_status_ok(dst, json);
+                    break;
+                }
+                default:
+                    ++stats_.protocol_errors;
+                    out_len += encode_error(dst, core::status::malformed, "unknown message type");
+                    break;
+            }
+        }
+        // 2. Keep the unparsed tail at the front.
+        if (pos > 0) {
+            std::memmove(in.get(), in.get() + pos, in_len - pos);
+            in_len -= pos;
+        }
+        // 3. Send the batch of answers.
+        std::size_t sent_total = 0;
+        while (sent_total < out_len) {
+            auto sent = co_await io::send(
+                fd.get(), std::span(out.get() + sent_total, out_len - sent_total), send_opts);
+            if (!sent || *sent == 0) {
+                closing = true;
+                break;
+            }
+            sent_total += *sent;
+        }
+        out_len = 0;
+        queued = 0;
+        if (closing || draining) break;
+        // 4. Read more. A frame never exceeds the buffer, so a full buffer means a parse bug.
+        LA_CHECK(in_len < in_capacity);
+        std::span<std::byte> space(in.get() + in_len, in_capacity - in_len);
+        auto got = co_await io::recv(fd.get(), space, recv_opts);
+        if (got && *got > 0) {
+            in_len += *got;
+            continue;
+        }
+        if (got) break;  // orderly close by the peer: complete frames were already answered
+        if (got.error() == std::errc::timed_out) {
+            ++stats_.idle_closed;
+            break;
+        }
+        if (got.error() != std::errc::operation_canceled) break;
+        // Graceful stop: answer what the peer had already sent, then close.
+        draining = true;
+        const ssize_t n = ::recv(fd.get(), space.data(), space.size(), MSG_DONTWAIT);
+        if (n > 0) in_len += static_cast<std::size_t>(n);
+    }
+    --stats_.active;
+    ::shutdown(fd.get(), SHUT_RDWR);
+}
+
+}  // namespace la::net
