@@ -2,6 +2,7 @@
 
 #include <fmt/format.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -155,6 +156,19 @@ io::task<void> run(agent& a, listener& main_socket, listener& admin_socket) {
     co_await scope.join();
 }
 
+// Each connection holds one descriptor: raise the soft limit towards what max_connections
+// needs (never above the hard limit, which only root may raise).
+void raise_fd_limit(std::size_t max_connections) {
+    rlimit lim{};
+    if (::getrlimit(RLIMIT_NOFILE, &lim) != 0) return;
+    const rlim_t wanted = static_cast<rlim_t>(max_connections) + 64;
+    if (lim.rlim_cur >= wanted) return;
+    lim.rlim_cur = std::min(wanted, lim.rlim_max);
+    if (::setrlimit(RLIMIT_NOFILE, &lim) != 0 || lim.rlim_cur < wanted)
+        log("warning", "open-file limit {} is below ipc.max_connections + 64 = {}", lim.rlim_cur,
+            wanted);
+}
+
 }  // namespace
 
 int run_agent(int argc, char** argv) {
@@ -205,6 +219,8 @@ int run_agent(int argc, char** argv) {
         log("error", "agent.state_dir {}: {}", cfg->state_dir.string(), std::strerror(errno));
         return 1;
     }
+
+    raise_fd_limit(cfg->ipc.max_connections);
 
     // Signals are blocked before any thread starts, so they all inherit the mask.
     auto signals = io::signal_set::open({SIGTERM, SIGINT, SIGHUP});

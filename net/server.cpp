@@ -140,6 +140,7 @@ io::task<void> server::connection(io::unique_fd fd, role r, const std::stop_toke
     bool draining = false;  // stop requested: answer what has arrived, then close
     const io::op_options recv_opts{opts_.idle_timeout, stop};
     const io::op_options send_opts{opts_.idle_timeout, nullptr};
+    std::chrono::steady_clock::time_point partial_since{};  // first byte of an incomplete frame
 
     for (;;) {
         // 1. Answer every complete frame in the buffer.
@@ -250,7 +251,19 @@ io::task<void> server::connection(io::unique_fd fd, role r, const std::stop_toke
         // 4. Read more. A frame never exceeds the buffer, so a full buffer means a parse bug.
         LA_CHECK(in_len < in_capacity);
         std::span<std::byte> space(in.get() + in_len, in_capacity - in_len);
-        auto got = co_await io::recv(fd.get(), space, recv_opts);
+        // A partial frame must complete within idle_timeout of its first byte, so a peer
+        // trickling bytes cannot hold its connection (and its buffers) forever.
+        io::op_options wait = recv_opts;
+        if (in_len == 0 || pos > 0) {
+            partial_since = {};  // a frame completed: the clock starts again for the next one
+        }
+        if (in_len > 0) {
+            const auto now = std::chrono::steady_clock::now();
+            if (partial_since == std::chrono::steady_clock::time_point{}) partial_since = now;
+            const auto left = opts_.idle_timeout - (now - partial_since);
+            wait.timeout = std::max<std::chrono::nanoseconds>(left, 1ms);
+        }
+        auto got = co_await io::recv(fd.get(), space, wait);
         if (got && *got > 0) {
             in_len += *got;
             continue;

@@ -1,5 +1,6 @@
 // The token-validation primitives must not allocate per call once keys are set up.
-// Counts both C++ operator new (counting_new.cpp) and wolfCrypt's XMALLOC (wolfSSL_SetAllocators).
+// Counts every allocation of the thread (tests/support/alloc_counter: operator new and the malloc
+// family) and wolfCrypt's XMALLOC (wolfSSL_SetAllocators).
 #include <gtest/gtest.h>
 
 #include <array>
@@ -14,7 +15,7 @@
 #include "crypto/ed25519.hpp"
 #include "crypto/sha256.hpp"
 #include "crypto/siphash.hpp"
-#include "tests/unit/crypto/counting_new.hpp"
+#include "tests/support/alloc_counter.hpp"
 #include "tests/unit/crypto/test_util.hpp"
 
 namespace la::crypto {
@@ -49,11 +50,11 @@ class WolfAllocCounter : public ::testing::Test {
 
 TEST_F(WolfAllocCounter, CountersSeeAllocations) {
     // Positive control: both counters are live, so a zero below means something.
-    if (test::operator_new_counted()) {
-        const std::size_t new_before = test::operator_new_calls();
+    {
+        const test::alloc_scope scope;
         void* p = ::operator new(16);
         ::operator delete(p);
-        EXPECT_EQ(test::operator_new_calls(), new_before + 1);
+        EXPECT_EQ(scope.count(), 1u);
     }
 
     const std::size_t wolf_before = wolf_mallocs.load();
@@ -84,7 +85,7 @@ TEST_F(WolfAllocCounter, HotPathPrimitivesDoNotAllocate) {
     const siphash_key sip = siphash_key::random();
     std::array<std::byte, 64> decoded{};
 
-    const std::size_t new_before = test::operator_new_calls();
+    const std::size_t new_before = test::thread_allocations();
     const std::size_t wolf_before = wolf_mallocs.load();
     std::size_t ok = 0;
     for (int i = 0; i < 1000; ++i) {
@@ -96,7 +97,7 @@ TEST_F(WolfAllocCounter, HotPathPrimitivesDoNotAllocate) {
         ok += ct_equal(h, siphash128(sip, test::bytes_of(message))) ? 1U : 0U;
         ok += d[0] == sha256(test::bytes_of(message))[0] ? 1U : 0U;
     }
-    const std::size_t new_calls = test::operator_new_calls() - new_before;
+    const std::size_t new_calls = test::thread_allocations() - new_before;
     const std::size_t wolf_calls = wolf_mallocs.load() - wolf_before;
     EXPECT_EQ(ok, 5000u);
     EXPECT_EQ(new_calls, 0u);
@@ -115,7 +116,7 @@ TEST_F(WolfAllocCounter, FailurePathsDoNotAllocate) {
     std::array<std::byte, 32> buf{};
     const std::array<std::byte, 64> bad_sig{};
 
-    const std::size_t new_before = test::operator_new_calls();
+    const std::size_t new_before = test::thread_allocations();
     const std::size_t wolf_before = wolf_mallocs.load();
     std::size_t rejected = 0;
     for (int i = 0; i < 1000; ++i) {
@@ -125,7 +126,7 @@ TEST_F(WolfAllocCounter, FailurePathsDoNotAllocate) {
         rejected += base64url_decode("Zm9v+A==", buf).has_value() ? 0U : 1U;
     }
     EXPECT_EQ(rejected, 3000u);
-    EXPECT_EQ(test::operator_new_calls() - new_before, 0u);
+    EXPECT_EQ(test::thread_allocations() - new_before, 0u);
     EXPECT_EQ(wolf_mallocs.load() - wolf_before, 0u);
 }
 

@@ -3,6 +3,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/alloc_counter.hpp"
+
 #include <array>
 #include <atomic>
 #include <cstdlib>
@@ -11,19 +13,6 @@
 #include <new>
 #include <string>
 #include <vector>
-
-namespace {
-std::atomic<std::size_t> g_allocations{0};
-}  // namespace
-
-// Counts every allocation in this binary so the codec's zero-allocation promise can be asserted.
-void* operator new(std::size_t n) {
-    g_allocations.fetch_add(1, std::memory_order_relaxed);
-    if (void* p = std::malloc(n == 0 ? 1 : n)) return p;
-    std::abort();
-}
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
 
 namespace la::net {
 namespace {
@@ -433,7 +422,7 @@ TEST(ProtocolTest, CodecMakesNoHeapAllocations) {
     const auto nonce = make_nonce(4);
     const std::size_t n = encode_validate(in, nonce, "token.token.token", "pos", "f", "i");
     std::size_t total = 0;
-    const std::size_t before = g_allocations.load();
+    const test::alloc_scope allocations;
     for (int i = 0; i < 10000; ++i) {
         frame_view f{};
         if (peek_frame(std::span(in).first(n), f) != frame_state::ready) break;
@@ -442,7 +431,7 @@ TEST(ProtocolTest, CodecMakesNoHeapAllocations) {
         total += encode_result(out, body->nonce, v);
         total += encode_error(out, core::status::malformed, "x");
     }
-    EXPECT_EQ(g_allocations.load() - before, 0U);
+    EXPECT_EQ(allocations.count(), 0U);
     EXPECT_GT(total, 10000U);
 }
 
