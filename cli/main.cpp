@@ -177,20 +177,35 @@ struct client_closer {
 };
 using client_ptr = std::unique_ptr<lsa_client, client_closer>;
 
-// Connects or prints why not.
-client_ptr connect_agent(const std::string& path, int timeout_ms) {
+// Connects or prints why not. A refusal (-EACCES: the agent refused this uid, or the socket's
+// permissions did) is "unauthorized", an answer about the caller: exit 1, like any invalid
+// status; everything else means the agent could not be reached: exit 3.
+struct connection {
+    client_ptr client;
+    int exit_code = 0;
+};
+connection connect_agent(const std::string& path, int timeout_ms, bool json) {
     lsa_options opts{};
     opts.socket_path = path.c_str();
     opts.timeout_ms = timeout_ms;
     opts.expected_agent_uid = -1;
     lsa_client* c = nullptr;
     const int rc = lsa_connect(&opts, &c);
+    if (rc == -EACCES) {
+        const std::string why = fmt::format("{}: {}", path, lsa_strerror(rc));
+        if (json) {
+            fmt::print("{{\"status\":\"unauthorized\",\"error\":{}}}\n", la::cli::json_quote(why));
+        } else {
+            fmt::print("unauthorized  error=\"{}\"\n", why);
+        }
+        return {nullptr, exit_not_valid};
+    }
     if (rc < 0) {
         fmt::print(stderr, "license-agent-cli: cannot reach the agent at {}: {}\n", path,
                    lsa_strerror(rc));
-        return nullptr;
+        return {nullptr, exit_unreachable};
     }
-    return client_ptr(c);
+    return {client_ptr(c), 0};
 }
 
 std::string validate_json(const lsa_result& r) {
@@ -254,8 +269,8 @@ int run_validate(const cli_args& a) {
     }
     auto path = resolve_socket(a, "socket", LSA_DEFAULT_SOCKET);
     if (!path) return exit_usage;
-    auto client = connect_agent(*path, a.timeout_ms);
-    if (!client) return exit_unreachable;
+    auto [client, refused] = connect_agent(*path, a.timeout_ms, a.json);
+    if (!client) return refused;
 
     auto opt = [](const std::optional<std::string>& s) { return s ? s->c_str() : nullptr; };
     lsa_result r{};
@@ -272,8 +287,8 @@ int run_validate(const cli_args& a) {
 int run_status(const cli_args& a) {
     auto path = resolve_socket(a, "admin_socket", LSA_DEFAULT_ADMIN_SOCKET);
     if (!path) return exit_usage;
-    auto client = connect_agent(*path, a.timeout_ms);
-    if (!client) return exit_unreachable;
+    auto [client, refused] = connect_agent(*path, a.timeout_ms, a.json);
+    if (!client) return refused;
     std::string json(16385, '\0');
     const int rc = lsa_status(client.get(), json.data(), json.size());
     if (rc < 0) {

@@ -59,7 +59,14 @@ core::expected<listener, std::string> listener::bind(const std::filesystem::path
     if (::lstat(path.c_str(), &st) == 0) {
         if (!S_ISSOCK(st.st_mode))
             return err(path.string() + ": exists and is not a socket; refusing to replace it");
-        if (someone_listens(*addr))
+        // A killed agent's socket keeps accepting for a few ms while the kernel tears its
+        // io_uring down: give a quick restart a second before calling the socket live.
+        bool live = someone_listens(*addr);
+        for (int i = 0; live && i < 50; ++i) {
+            ::usleep(20'000);
+            live = someone_listens(*addr);
+        }
+        if (live)
             return err(path.string() + ": another process is listening on it (agent already running?)");
         ::unlink(path.c_str());  // stale socket of a previous run
     }

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "tests/integration/integration_env.hpp"
+#include "tests/support/raw_wire.hpp"
 
 namespace la::test {
 namespace {
@@ -138,12 +139,20 @@ TEST_F(LifecycleTest, SecondAgentOnTheSameSocketFailsAndTheFirstKeepsServing) {
 }
 
 TEST_F(LifecycleTest, StaleSocketFileIsReplaced) {
-    // A killed agent leaves its socket files behind; nobody listens on them any more.
+    // A killed agent leaves its socket files behind. Its listening sockets outlive the process
+    // for a few ms (the kernel tears its io_uring down asynchronously): wait until nobody
+    // accepts on them any more, then a new agent must take the paths over.
     auto cfg = make_config();
     ASSERT_TRUE(start(cfg));
     agent_->signal(SIGKILL);
     ASSERT_TRUE(agent_->wait_exit(30s));
     ASSERT_TRUE(std::filesystem::exists(cfg.socket));
+    ASSERT_TRUE(std::filesystem::exists(cfg.admin_socket));
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while ((raw_conn(cfg.socket).ok() || raw_conn(cfg.admin_socket).ok()) &&
+           std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(5ms);
+    ASSERT_FALSE(raw_conn(cfg.admin_socket).ok()) << "the killed agent's socket still accepts";
     ASSERT_TRUE(start(cfg));
     EXPECT_EQ(status_of(tokens()["signed_valid"]), LSA_STATUS_VALID);
 }

@@ -231,6 +231,19 @@ TEST_F(ProtocolAbuseTest, HalfSentFrameIsClosedAfterTheIdleTimeout) {
     expect_still_serving();
 }
 
+TEST_F(ProtocolAbuseTest, BusyConnectionOutlivesTheIdleTimeout) {
+    ASSERT_TRUE(start_with_idle(300));
+    auto c = conn();
+    const auto t0 = std::chrono::steady_clock::now();
+    std::uint64_t i = 0;
+    while (std::chrono::steady_clock::now() - t0 < 1200ms) {
+        expect_served(c, tokens()["signed_valid"], st_valid, 100 + i++);
+        if (HasFailure()) return;
+        std::this_thread::sleep_for(50ms);  // pacing: one complete frame every ~50 ms
+    }
+    EXPECT_GE(i, 4u);
+}
+
 TEST_F(ProtocolAbuseTest, SlowClientDoesNotDelayOthers) {
     ASSERT_TRUE(start_with_idle(20000));
     const bytes frame = encode_validate(make_nonce(11, 11), tokens()["signed_valid"]);

@@ -49,7 +49,8 @@ struct agent_config {
     std::filesystem::path socket;        ///< ipc.socket
     std::filesystem::path admin_socket;  ///< ipc.admin_socket
 
-    /// Sets "table.key" to raw TOML text.
+    /// Sets "table.key" to raw TOML text (ipc.socket / ipc.admin_socket: a quoted path, which
+    /// socket / admin_socket then follow).
     agent_config& set(const std::string& key, std::string toml_value);
     /// Leaves "table.key" out of the file.
     agent_config& remove(const std::string& key);

@@ -5,6 +5,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -56,9 +57,14 @@ struct reader {
 
 bytes encode_frame(std::uint8_t version, std::uint8_t type, const bytes& body) {
     const std::size_t length = body.size() + 2;
-    bytes f{static_cast<std::uint8_t>(length >> 24), static_cast<std::uint8_t>(length >> 16),
-            static_cast<std::uint8_t>(length >> 8), static_cast<std::uint8_t>(length), version, type};
-    f.insert(f.end(), body.begin(), body.end());
+    bytes f(6 + body.size());
+    f[0] = static_cast<std::uint8_t>(length >> 24);
+    f[1] = static_cast<std::uint8_t>(length >> 16);
+    f[2] = static_cast<std::uint8_t>(length >> 8);
+    f[3] = static_cast<std::uint8_t>(length);
+    f[4] = version;
+    f[5] = type;
+    std::copy(body.begin(), body.end(), f.begin() + 6);
     return f;
 }
 
