@@ -68,14 +68,6 @@ struct std::is_error_code_enum<la::core::errc> : std::true_type {};
         std::move(*la_try_r_);                                         \
     })
 
-/// The coroutine twin of LA_TRY.
-#define LA_CO_TRY(expr)                                                \
-    __extension__({                                                    \
-        auto&& la_try_r_ = (expr);                                     \
-        if (!la_try_r_) co_return ::la::core::fail(la_try_r_.error()); \
-        std::move(*la_try_r_);                                         \
-    })
-
 /// An always-on invariant check: internal bugs only, never untrusted input.
 #define LA_CHECK(cond)                                                       \
     do {                                                                     \

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <vector>
 
 namespace la::io {
 namespace {
@@ -35,6 +36,7 @@ core::result<std::unique_ptr<ring>> ring::create(options opts) {
     r->uring_ok_ = true;
     r->cq_entries_ = params.cq_entries;
     r->ready_.reserve(1024);
+    r->cancels_.reserve(64);
     r->running_.reserve(1024);
     // Blocking on purpose: io_uring polls it; a non-blocking fd would complete with -EAGAIN.
     r->wake_fd_ = ::eventfd(0, EFD_CLOEXEC);
@@ -106,6 +108,7 @@ io_uring_sqe* ring::sqe() noexcept {
 }
 
 bool ring::fault_hits(op_state* op) noexcept {
+    if (op == &wake_op_) return false;  // the loop's own wake-up read is never a target
     if (fault_.nth == 0 || op->kind != static_cast<std::uint8_t>(fault_.kind)) return false;
     ++fault_.seen;
     if (fault_.seen == fault_.nth || (fault_.repeat && fault_.seen > fault_.nth)) return true;
@@ -136,6 +139,16 @@ void ring::start(op_state* op) noexcept {
 }
 
 void ring::flush_pending() {
+    // Deferred cancels first: they free room. One whose op already completed is dropped.
+    while (!cancels_.empty()) {
+        if (io_uring_sq_space_left(&uring_) < 1) {
+            io_uring_submit(&uring_);
+            if (io_uring_sq_space_left(&uring_) < 1) break;
+        }
+        op_state* op = cancels_.back();
+        cancels_.pop_back();
+        submit_cancel(op);  // still in flight: reap() removes completed ops from cancels_
+    }
     while (pending_head_ != nullptr) {
         op_state* op = pending_head_;
         if (in_flight_ >= cq_entries_) return;
@@ -171,12 +184,23 @@ void ring::cancel(op_state* op) noexcept {
         }
         return;
     }
+    // A cancel may exceed the CQ budget: it is what frees the budget when every slot is held by
+    // a read that would never complete (IORING_FEAT_NODROP keeps an overflowing CQE). With no
+    // SQ entry free it waits in cancels_ for flush_pending(): a cancel is never dropped.
     if (io_uring_sq_space_left(&uring_) < 1) io_uring_submit(&uring_);
+    if (io_uring_sq_space_left(&uring_) < 1) {
+        cancels_.push_back(op);
+        return;
+    }
+    submit_cancel(op);
+}
+
+void ring::submit_cancel(op_state* op) noexcept {
     io_uring_sqe* s = io_uring_get_sqe(&uring_);
-    if (s == nullptr) return;  // SQ still full: the op will complete on its own
+    LA_CHECK(s != nullptr);
     io_uring_prep_cancel64(s, reinterpret_cast<std::uint64_t>(op), 0);
     io_uring_sqe_set_data(s, nullptr);
-    ++in_flight_;  // the cancel's own CQE
+    ++in_flight_;
 }
 
 void ring::reap() {
@@ -194,13 +218,16 @@ void ring::reap() {
         op->res = cqe->res;
         op->cqe_flags = cqe->flags;
         op->completed = true;
+        // Its frame may die once resumed: a deferred cancel must not outlive it.
+        if (!cancels_.empty()) std::erase(cancels_, op);
         if (op->waiter) ready_.push_back(op->waiter);
     }
     io_uring_cq_advance(&uring_, seen);
     // Every CQE frees one slot of the in-flight budget. A linked timeout posts no CQE of its
     // own (IOSQE_CQE_SKIP_SUCCESS); should a kernel post one anyway, IORING_FEAT_NODROP keeps
     // it and the budget only errs low.
-    in_flight_ = in_flight_ >= seen ? in_flight_ - seen : 0;
+    LA_CHECK(in_flight_ >= seen);
+    in_flight_ -= seen;
 }
 
 void ring::run_ready() {

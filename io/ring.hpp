@@ -116,6 +116,7 @@ private:
     void drain_posted();
     void arm_wakeup();
     bool fault_hits(op_state* op) noexcept;
+    void submit_cancel(op_state* op) noexcept;
 
     io_uring uring_{};
     bool uring_ok_ = false;
@@ -124,6 +125,7 @@ private:
     unsigned in_flight_ = 0;
     std::vector<std::coroutine_handle<>> ready_;
     std::vector<std::coroutine_handle<>> running_;
+    std::vector<op_state*> cancels_;  // cancels waiting for room in the SQ/CQ
     op_state* pending_head_ = nullptr;
     op_state* pending_tail_ = nullptr;
 

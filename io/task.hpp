@@ -8,6 +8,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "core/result.hpp"
+
 namespace la::io {
 
 template <class T = void>
@@ -94,7 +96,10 @@ public:
         T await_resume() noexcept { return handle_.promise().take(); }
     };
     /// Starts the task and suspends the caller until it completes.
-    awaiter operator co_await() && noexcept { return awaiter{handle_}; }
+    awaiter operator co_await() && noexcept {
+        LA_CHECK(handle_);  // awaiting a moved-from or default task is a bug
+        return awaiter{handle_};
+    }
 
     /// Releases ownership of the frame (used by the executor to run detached tasks).
     handle_type release() noexcept { return std::exchange(handle_, {}); }

@@ -19,6 +19,7 @@
 #include "core/keys.hpp"
 #include "crypto/secure_buffer.hpp"
 #include "io/clock.hpp"
+#include "io/offload.hpp"
 #include "io/ring.hpp"
 #include "io/scope.hpp"
 #include "io/signals.hpp"
@@ -76,6 +77,7 @@ struct agent {
     core::engine& engine;
     server& srv;
     io::signal_set& signals;
+    io::worker_thread& worker;  ///< blocking work (key files now, the TPM later) runs here
     std::stop_source& stop;
     std::size_t signing_keys;
     std::size_t secrets;
@@ -129,7 +131,9 @@ struct agent {
                 co_return;
             }
             if (*sig == SIGHUP) {
-                auto keys = load_keys(cfg);
+                // Read and parse off the ring thread; install on it (the engine is single-threaded).
+                const core::agent_config* config = &cfg;
+                auto keys = co_await io::offload(worker, [config] { return load_keys(*config); });
                 if (!keys) {
                     log("error", "reload failed, keeping the current keys: {}", keys.error());
                     continue;
@@ -261,7 +265,8 @@ int run_agent(int argc, char** argv) {
                               std::chrono::milliseconds(cfg->ipc.idle_timeout_ms),
                               cfg->ipc.max_pipeline},
                engine, [&status_source] { return status_source->status_json(); });
-    agent a{*cfg, engine, srv, *signals, stop, signing_count, secret_count};
+    io::worker_thread worker("la-keys");
+    agent a{*cfg, engine, srv, *signals, worker, stop, signing_count, secret_count};
     status_source = &a;
 
     log("info", "ready: agent {} on {} (admin {}), {} signing keys, {} secrets ({} backend)",

@@ -141,109 +141,51 @@ io::task<void> server::connection(io::unique_fd fd, role r, const std::stop_toke
     auto in = std::make_unique<std::byte[]>(in_capacity);
     auto out = std::make_unique<std::byte[]>(out_capacity);
     std::size_t in_len = 0;
-    std::size_t out_len = 0;
-    std::size_t queued = 0;  // answers in `out`
     bool closing = false;
     bool draining = false;  // stop requested: answer what has arrived, then close
     const io::op_options recv_opts{opts_.idle_timeout, stop};
-    const io::op_options send_opts{opts_.idle_timeout, nullptr};
     std::chrono::steady_clock::time_point partial_since{};  // first byte of an incomplete frame
 
     for (;;) {
-        // 1. Answer every complete frame in the buffer.
+        // 1. Answer complete frames until the batch is full (room for a worst-case answer and
+        //    at most max_pipeline answers): input views stay valid until the compaction below.
         std::size_t pos = 0;
+        std::size_t out_len = 0;
+        std::size_t queued = 0;
+        bool batch_full = false;
         while (!closing) {
+            if (out_capacity - out_len < max_wire_frame || queued >= opts_.max_pipeline) {
+                batch_full = true;
+                break;
+            }
             frame_view frame{};
             const auto state = peek_frame(std::span(in.get() + pos, in_len - pos), frame);
             if (state == frame_state::need_more) break;
-            if (out_capacity - out_len < max_wire_frame || queued >= opts_.max_pipeline) {
-                // Flush before answering more: the input views stay valid meanwhile.
-                std::size_t sent_total = 0;
-                while (sent_total < out_len) {
-                    auto sent = co_await io::send(
-                        fd.get(), std::span(out.get() + sent_total, out_len - sent_total), send_opts);
-                    if (!sent || *sent == 0) {
-                        closing = true;
-                        break;
-                    }
-                    sent_total += *sent;
-                }
-                out_len = 0;
-                queued = 0;
-                if (closing) break;
-            }
-            std::span<std::byte> dst(out.get() + out_len, out_capacity - out_len);
+            const std::size_t before = out_len;
+            answer(state, frame, r, std::span(out.get() + out_len, out_capacity - out_len), out_len);
             if (state != frame_state::ready) {
-                ++stats_.protocol_errors;
-                out_len += encode_error(dst,
-                                        state == frame_state::too_large ? core::status::too_large
-                                                                        : core::status::malformed,
-                                        state == frame_state::too_large ? "frame exceeds 16384 bytes"
-                                                                        : "frame length below 2");
                 closing = true;  // framing is lost: nothing after this can be parsed
                 break;
             }
+            LA_CHECK(out_len > before);  // every encoder fits a worst-case answer in the room left
             pos += frame.total_size;
             ++queued;
-            ++stats_.requests;
-            if (frame.version < min_protocol_version || frame.version > max_protocol_version) {
-                ++stats_.protocol_errors;
-                out_len += encode_error(dst, core::status::unsupported_version,
-                                        "unsupported protocol version");
-                continue;
-            }
-            switch (static_cast<msg_type>(frame.type)) {
-                case msg_type::validate: {
-                    auto body = decode_validate(frame.body);
-                    if (body) {
-                        const core::validation v = engine_.validate(
-                            {body->token, body->product, body->feature, body->instance});
-                        ++stats_.by_status[static_cast<std::size_t>(v.st) % stats_.by_status.size()];
-                        out_len += encode_result(dst, body->nonce, v);
-                    } else if (body.error() == std::errc::value_too_large) {
-                        const core::validation v{core::status::malformed, false, {}};
-                        ++stats_.by_status[static_cast<std::size_t>(v.st)];
-                        out_len += encode_result(dst, frame.body.first<nonce_size>(), v);
-                    } else {
-                        ++stats_.protocol_errors;
-                        out_len += encode_error(dst, core::status::malformed,
-                                                "VALIDATE body lengths do not add up");
-                    }
-                    break;
-                }
-                case msg_type::hello: {
-                    auto hello = decode_hello(frame.body);
-                    if (!hello) {
-                        ++stats_.protocol_errors;
-                        out_len += encode_error(dst, core::status::malformed, "HELLO body must be 2 bytes");
-                    } else if (!hello_compatible(*hello)) {
-                        out_len += encode_error(dst, core::status::unsupported_version,
-                                                "no common protocol version");
-                    } else {
-                        out_len += encode_hello_ok(dst);
-                    }
-                    break;
-                }
-                case msg_type::status: {
-                    (void)r;  // both roles may read counters; only admins will change state
-                    const std::string json = status_ ? status_() : std::string("{}");
-                    out_len += encode_status_ok(dst, json);
-                    break;
-                }
-                default:
-                    ++stats_.protocol_errors;
-                    out_len += encode_error(dst, core::status::malformed, "unknown message type");
-                    break;
-            }
         }
-        // 2. Keep the unparsed tail at the front.
         if (pos > 0) {
             std::memmove(in.get(), in.get() + pos, in_len - pos);
             in_len -= pos;
         }
-        // 3. Send the batch of answers.
+
+        // 2. Send the batch, all of it within one idle_timeout (shorter while stopping): a peer
+        //    that reads a byte now and then cannot hold the connection, nor delay a stop.
+        const auto budget = draining ? std::min<std::chrono::milliseconds>(opts_.idle_timeout, 5s)
+                                     : opts_.idle_timeout;
+        const auto deadline = out_len > 0 ? std::chrono::steady_clock::now() + budget
+                                          : std::chrono::steady_clock::time_point{};
         std::size_t sent_total = 0;
         while (sent_total < out_len) {
+            const auto left = deadline - std::chrono::steady_clock::now();
+            const io::op_options send_opts{std::max<std::chrono::nanoseconds>(left, 1ms), nullptr};
             auto sent = co_await io::send(
                 fd.get(), std::span(out.get() + sent_total, out_len - sent_total), send_opts);
             if (!sent || *sent == 0) {
@@ -252,10 +194,11 @@ io::task<void> server::connection(io::unique_fd fd, role r, const std::stop_toke
             }
             sent_total += *sent;
         }
-        out_len = 0;
-        queued = 0;
-        if (closing || draining) break;
-        // 4. Read more. A frame never exceeds the buffer, so a full buffer means a parse bug.
+        if (closing) break;
+        if (batch_full) continue;  // more complete frames may wait in the buffer
+        if (draining) break;
+
+        // 3. Read more. A frame never exceeds the buffer, so a full buffer means a parse bug.
         LA_CHECK(in_len < in_capacity);
         std::span<std::byte> space(in.get() + in_len, in_capacity - in_len);
         // A partial frame must complete within idle_timeout of its first byte, so a peer
@@ -288,6 +231,74 @@ io::task<void> server::connection(io::unique_fd fd, role r, const std::stop_toke
     }
     --stats_.active;
     ::shutdown(fd.get(), SHUT_RDWR);
+}
+
+void server::answer(frame_state state, const frame_view& frame, role r, std::span<std::byte> dst,
+                    std::size_t& out_len) noexcept {
+    std::size_t n = 0;
+    if (state != frame_state::ready) {
+        ++stats_.protocol_errors;
+        n = state == frame_state::too_large
+                ? encode_error(dst, core::status::too_large, "frame exceeds 16384 bytes")
+                : encode_error(dst, core::status::malformed, "frame length below 2");
+        out_len += n;
+        return;
+    }
+    ++stats_.requests;
+    if (frame.version < min_protocol_version || frame.version > max_protocol_version) {
+        ++stats_.protocol_errors;
+        out_len += encode_error(dst, core::status::unsupported_version, "unsupported protocol version");
+        return;
+    }
+    switch (static_cast<msg_type>(frame.type)) {
+        case msg_type::validate: {
+            auto body = decode_validate(frame.body);
+            if (body) {
+                const core::validation v =
+                    engine_.validate({body->token, body->product, body->feature, body->instance});
+                ++stats_.by_status[static_cast<std::size_t>(v.st) % stats_.by_status.size()];
+                n = encode_result(dst, body->nonce, v);
+            } else if (body.error() == std::errc::value_too_large) {
+                const core::validation v{core::status::malformed, false, {}};
+                ++stats_.by_status[static_cast<std::size_t>(v.st)];
+                n = encode_result(dst, frame.body.first<nonce_size>(), v);
+            } else {
+                ++stats_.protocol_errors;
+                n = encode_error(dst, core::status::malformed, "VALIDATE body lengths do not add up");
+            }
+            break;
+        }
+        case msg_type::hello: {
+            auto hello = decode_hello(frame.body);
+            if (!hello) {
+                ++stats_.protocol_errors;
+                n = encode_error(dst, core::status::malformed, "HELLO body must be 2 bytes");
+            } else if (!hello_compatible(*hello)) {
+                n = encode_error(dst, core::status::unsupported_version, "no common protocol version");
+            } else {
+                n = encode_hello_ok(dst);
+            }
+            break;
+        }
+        case msg_type::status: {
+            // Counters and the agent's identity are for operators: admin socket only. Not the
+            // hot path: building the JSON may allocate.
+            if (r != role::admin) {
+                n = encode_error(dst, core::status::unauthorized,
+                                 "STATUS is served on the admin socket");
+                break;
+            }
+            const std::string json = status_ ? status_() : std::string("{}");
+            n = encode_status_ok(dst, json);
+            if (n == 0) n = encode_error(dst, core::status::internal_error, "status too large");
+            break;
+        }
+        default:
+            ++stats_.protocol_errors;
+            n = encode_error(dst, core::status::malformed, "unknown message type");
+            break;
+    }
+    out_len += n;
 }
 
 }  // namespace la::net

@@ -19,6 +19,7 @@
 #include "io/fd.hpp"
 #include "io/scope.hpp"
 #include "io/task.hpp"
+#include "net/protocol.hpp"
 
 namespace la::net {
 
@@ -86,6 +87,9 @@ public:
 
 private:
     io::task<void> connection(io::unique_fd fd, role r, const std::stop_token* stop);
+    /// Encodes the answer to one frame (or to a framing error) into dst; adds its size to out_len.
+    void answer(frame_state state, const frame_view& frame, role r, std::span<std::byte> dst,
+                std::size_t& out_len) noexcept;
     bool uid_allowed(uid_t uid, role r) const noexcept;
 
     server_options opts_;

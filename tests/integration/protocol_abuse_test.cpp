@@ -311,3 +311,38 @@ TEST_F(ProtocolAbuseTest, TricklingPeerIsClosedAfterTheIdleTimeout) {
 
 }  // namespace
 }  // namespace la::test
+
+namespace la::test {
+namespace {
+
+constexpr std::uint8_t st_unauthorized = 12;
+
+TEST_F(ProtocolAbuseTest, StatusOnTheValidationSocketIsUnauthorized) {
+    ASSERT_TRUE(start_with_idle(300));
+    auto c = conn();
+    ASSERT_TRUE(c.send_all(encode_frame(1, t_status, {})));
+    expect_error(c, st_unauthorized);
+    expect_served(c, tokens()["signed_valid"], st_valid, 5);  // the connection stays usable
+}
+
+// A peer that pipelines without ever reading fills the agent's send buffer; the batch cannot be
+// sent within idle_timeout, so the agent closes the connection and keeps serving others.
+TEST_F(ProtocolAbuseTest, PeerThatNeverReadsIsClosedAfterTheIdleTimeout) {
+    ASSERT_TRUE(start_with_idle(300));
+    auto c = conn();
+    bytes burst;
+    for (std::uint64_t i = 0; i < 2000; ++i) {
+        const bytes f = encode_validate(make_nonce(77, i), tokens()["signed_valid"]);
+        burst.insert(burst.end(), f.begin(), f.end());
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int round = 0; round < 50 && c.send_all(burst); ++round) {
+    }
+    // send_all fails once the agent has closed; either way the close must come soon.
+    EXPECT_TRUE(c.wait_closed(20s)) << "the agent kept a connection that never reads";
+    EXPECT_LT(std::chrono::steady_clock::now() - t0, 15s);
+    expect_still_serving();
+}
+
+}  // namespace
+}  // namespace la::test

@@ -59,7 +59,7 @@ task<void> read_one(int fd, int* done) {
 task<void> many_in_flight(ring& r, std::vector<unique_fd>& readers, int* done) {
     task_scope scope;
     for (auto& rd : readers) scope.spawn(read_one(rd.get(), done));
-    co_await sleep_for(std::chrono::milliseconds(1));  // parked behind the reads, FIFO
+    co_await sleep_for(std::chrono::milliseconds(1));  // started before the spawned reads run
     EXPECT_LE(r.in_flight(), r.cq_capacity());
     co_await scope.join();
 }
@@ -82,6 +82,40 @@ TEST(RingTest, ParksOperationsBeyondTheCompletionQueueCapacity) {
     r->run(many_in_flight(*r, readers, &done));
     writer.join();
     EXPECT_EQ(done, 64);
+}
+
+task<void> read_until_cancelled(int fd, const std::stop_token* stop, int* cancelled) {
+    std::array<std::byte, 1> b{};
+    auto n = co_await recv(fd, b, op_options{std::nullopt, stop});
+    if (!n && n.error() == std::errc::operation_canceled) ++*cancelled;
+}
+
+task<void> cancel_all(std::vector<unique_fd>& readers, int* cancelled) {
+    std::stop_source source;
+    const std::stop_token token = source.get_token();
+    task_scope scope;
+    for (auto& rd : readers) scope.spawn(read_until_cancelled(rd.get(), &token, cancelled));
+    // Spawned reads start on the next turn, after this timer: by its end all 40 are started
+    // (15 in flight, the rest parked).
+    co_await sleep_for(std::chrono::milliseconds(5));
+    source.request_stop();
+    co_await scope.join();
+}
+
+// Every CQ slot is held by a read that will never complete: the cancels must still go out
+// (they may exceed the budget) and parked reads complete without reaching the kernel.
+TEST(RingTest, CancellingMoreReadsThanTheQueueHoldsCompletesThemAll) {
+    auto r = make_ring(ring::options{8, 2});  // SQ 8, CQ 16
+    std::vector<unique_fd> readers, writers;
+    for (int i = 0; i < 40; ++i) {
+        int sv[2];
+        ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+        readers.emplace_back(sv[0]);
+        writers.emplace_back(sv[1]);
+    }
+    int cancelled = 0;
+    r->run(cancel_all(readers, &cancelled));
+    EXPECT_EQ(cancelled, 40);
 }
 
 TEST(RingTest, RunUntilEmptyDrivesScheduledWork) {
