@@ -381,8 +381,8 @@ struct engine::state {
         if (tok.size() > max_token_bytes) return status::too_large;
         std::array<std::size_t, 4> dots{};
         std::size_t n = 0;
-        for (std::size_t i = 0; i < tok.size(); ++i) {
-            if (tok[i] != '.') continue;
+        // find() is memchr: a byte loop here was a third of the cached path's CPU.
+        for (std::size_t i = tok.find('.'); i != std::string_view::npos; i = tok.find('.', i + 1)) {
             if (n == dots.size()) return status::malformed;
             dots[n++] = i;
         }

@@ -100,8 +100,70 @@ bool server::uid_allowed(uid_t uid, role r) const noexcept {
     return r == role::validate && in(opts_.allowed_uids);
 }
 
+// A connection's registration with its listener's sweeper. Lives in the connection's frame.
+struct server::watched {
+    enum class waiting : std::uint8_t { nothing, recv, send };
+    std::stop_source recv_stop;  // idle deadline or graceful stop: cancels the pending recv
+    std::stop_source send_stop;  // batch deadline: cancels the pending send
+    std::stop_token recv_token = recv_stop.get_token();
+    std::stop_token send_token = send_stop.get_token();
+    std::chrono::steady_clock::time_point deadline{};  // of the recv or send in progress
+    waiting state = waiting::nothing;
+    bool idle_expired = false;
+    watched* prev = nullptr;
+    watched* next = nullptr;
+};
+
+struct server::watch_list {
+    const std::stop_token* stop = nullptr;  // the server's graceful stop
+    watched* head = nullptr;
+    bool accepting = true;
+
+    void add(watched* w) noexcept {
+        w->next = head;
+        if (head != nullptr) head->prev = w;
+        head = w;
+    }
+    void remove(watched* w) noexcept {
+        if (w->prev != nullptr) w->prev->next = w->next;
+        else head = w->next;
+        if (w->next != nullptr) w->next->prev = w->prev;
+    }
+};
+
+io::task<void> server::sweep(watch_list* watch) {
+    // Deadlines are enforced within a quarter of idle_timeout (bounded to 5..250 ms).
+    const auto period = std::clamp<std::chrono::milliseconds>(opts_.idle_timeout / 4, 5ms, 250ms);
+    bool stopping = false;
+    for (;;) {
+        if (!stopping && watch->stop->stop_requested()) {
+            stopping = true;
+            // Reads are cancelled now; a connection that is sending drains once its send is done.
+            for (watched* w = watch->head; w != nullptr; w = w->next) {
+                if (w->state == watched::waiting::recv) w->recv_stop.request_stop();
+            }
+        }
+        if (stopping && !watch->accepting && watch->head == nullptr) co_return;
+        auto slept = co_await io::sleep_for(period, stopping ? nullptr : watch->stop);
+        (void)slept;  // cancelled by the stop: handled at the top of the loop
+        const auto now = std::chrono::steady_clock::now();
+        for (watched* w = watch->head; w != nullptr; w = w->next) {
+            if (w->state == watched::waiting::nothing || now < w->deadline) continue;
+            if (w->state == watched::waiting::recv) {
+                w->idle_expired = true;
+                w->recv_stop.request_stop();  // the connection resumes on a later turn
+            } else {
+                w->send_stop.request_stop();
+            }
+        }
+    }
+}
+
 io::task<void> server::serve(listener& l, role r, const std::stop_token* stop) {
     io::task_scope connections;
+    watch_list watch;
+    watch.stop = stop;
+    connections.spawn(sweep(&watch));
     const io::op_options accept_opts{std::nullopt, stop};
     for (;;) {
         auto fd = co_await io::accept(l.fd(), accept_opts);
@@ -130,20 +192,24 @@ io::task<void> server::serve(listener& l, role r, const std::stop_token* stop) {
             continue;
         }
         ++stats_.active;
-        connections.spawn(connection(std::move(conn), r, stop));
+        connections.spawn(connection(std::move(conn), r, &watch));
     }
     l.close();
+    watch.accepting = false;
     co_await connections.join();
 }
 
-io::task<void> server::connection(io::unique_fd fd, role r, const std::stop_token* stop) {
+io::task<void> server::connection(io::unique_fd fd, role r, watch_list* watch) {
     // Allocated once per connection; the request loop below allocates nothing.
     auto in = std::make_unique<std::byte[]>(in_capacity);
     auto out = std::make_unique<std::byte[]>(out_capacity);
+    watched me;
+    watch->add(&me);
     std::size_t in_len = 0;
     bool closing = false;
     bool draining = false;  // stop requested: answer what has arrived, then close
-    const io::op_options recv_opts{opts_.idle_timeout, stop};
+    const io::op_options recv_opts{std::nullopt, &me.recv_token};
+    const io::op_options send_opts{std::nullopt, &me.send_token};
     std::chrono::steady_clock::time_point partial_since{};  // first byte of an incomplete frame
 
     for (;;) {
@@ -176,18 +242,20 @@ io::task<void> server::connection(io::unique_fd fd, role r, const std::stop_toke
             in_len -= pos;
         }
 
-        // 2. Send the batch, all of it within one idle_timeout (shorter while stopping): a peer
+        // 2. Send the batch, all of it within one idle_timeout (5 s while stopping): a peer
         //    that reads a byte now and then cannot hold the connection, nor delay a stop.
-        const auto budget = draining ? std::min<std::chrono::milliseconds>(opts_.idle_timeout, 5s)
-                                     : opts_.idle_timeout;
-        const auto deadline = out_len > 0 ? std::chrono::steady_clock::now() + budget
-                                          : std::chrono::steady_clock::time_point{};
+        if (out_len > 0) {
+            const auto budget = draining
+                                    ? std::min<std::chrono::milliseconds>(opts_.idle_timeout, 5s)
+                                    : opts_.idle_timeout;
+            me.deadline = std::chrono::steady_clock::now() + budget;
+        }
         std::size_t sent_total = 0;
         while (sent_total < out_len) {
-            const auto left = deadline - std::chrono::steady_clock::now();
-            const io::op_options send_opts{std::max<std::chrono::nanoseconds>(left, 1ms), nullptr};
+            me.state = watched::waiting::send;
             auto sent = co_await io::send(
                 fd.get(), std::span(out.get() + sent_total, out_len - sent_total), send_opts);
+            me.state = watched::waiting::nothing;
             if (!sent || *sent == 0) {
                 closing = true;
                 break;
@@ -201,34 +269,37 @@ io::task<void> server::connection(io::unique_fd fd, role r, const std::stop_toke
         // 3. Read more. A frame never exceeds the buffer, so a full buffer means a parse bug.
         LA_CHECK(in_len < in_capacity);
         std::span<std::byte> space(in.get() + in_len, in_capacity - in_len);
-        // A partial frame must complete within idle_timeout of its first byte, so a peer
-        // trickling bytes cannot hold its connection (and its buffers) forever.
-        io::op_options wait = recv_opts;
-        if (in_len == 0 || pos > 0) {
-            partial_since = {};  // a frame completed: the clock starts again for the next one
+        if (watch->stop->stop_requested()) {
+            // Stopping (perhaps before this connection's first read): answer what the peer had
+            // already sent, then close.
+            draining = true;
+            const ssize_t n = ::recv(fd.get(), space.data(), space.size(), MSG_DONTWAIT);
+            if (n > 0) in_len += static_cast<std::size_t>(n);
+            continue;
         }
-        if (in_len > 0) {
-            const auto now = std::chrono::steady_clock::now();
-            if (partial_since == std::chrono::steady_clock::time_point{}) partial_since = now;
-            const auto left = opts_.idle_timeout - (now - partial_since);
-            wait.timeout = std::max<std::chrono::nanoseconds>(left, 1ms);
-        }
-        auto got = co_await io::recv(fd.get(), space, wait);
+        // An idle connection gets idle_timeout; a partial frame must complete within
+        // idle_timeout of its first byte, so trickling bytes cannot hold the connection.
+        const auto now = std::chrono::steady_clock::now();
+        if (in_len == 0 || pos > 0) partial_since = {};  // a frame completed: the clock restarts
+        if (in_len > 0 && partial_since == std::chrono::steady_clock::time_point{})
+            partial_since = now;
+        me.deadline = (in_len > 0 ? partial_since : now) + opts_.idle_timeout;
+        me.state = watched::waiting::recv;
+        auto got = co_await io::recv(fd.get(), space, recv_opts);
+        me.state = watched::waiting::nothing;
         if (got && *got > 0) {
             in_len += *got;
             continue;
         }
         if (got) break;  // orderly close by the peer: complete frames were already answered
-        if (got.error() == std::errc::timed_out) {
+        if (got.error() != std::errc::operation_canceled) break;
+        if (me.idle_expired) {
             ++stats_.idle_closed;
             break;
         }
-        if (got.error() != std::errc::operation_canceled) break;
-        // Graceful stop: answer what the peer had already sent, then close.
-        draining = true;
-        const ssize_t n = ::recv(fd.get(), space.data(), space.size(), MSG_DONTWAIT);
-        if (n > 0) in_len += static_cast<std::size_t>(n);
+        // Graceful stop: the loop answers what has arrived (see the stop check above).
     }
+    watch->remove(&me);
     --stats_.active;
     ::shutdown(fd.get(), SHUT_RDWR);
 }

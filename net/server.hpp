@@ -86,7 +86,13 @@ public:
     core::engine& engine() noexcept { return engine_; }
 
 private:
-    io::task<void> connection(io::unique_fd fd, role r, const std::stop_token* stop);
+    struct watched;     // one connection's deadline and cancel handles (server.cpp)
+    struct watch_list;  // the connections of one listener, for the sweeper (server.cpp)
+
+    io::task<void> connection(io::unique_fd fd, role r, watch_list* watch);
+    /// Enforces every connection's deadline and the graceful stop with one timer per listener,
+    /// instead of a kernel timeout armed and disarmed on every recv and send.
+    io::task<void> sweep(watch_list* watch);
     /// Encodes the answer to one frame (or to a framing error) into dst; adds its size to out_len.
     void answer(frame_state state, const frame_view& frame, role r, std::span<std::byte> dst,
                 std::size_t& out_len) noexcept;
