@@ -28,6 +28,18 @@ TEST(RingTest, CreatesWithTheBestSupportedSetupFlags) {
     EXPECT_GE(r->cq_capacity(), 256u * 8u);
 }
 
+// `n` connected socket pairs: reads on the first ends wait until the second ends write.
+std::pair<std::vector<unique_fd>, std::vector<unique_fd>> socket_pairs(int n) {
+    std::vector<unique_fd> readers, writers;
+    for (int i = 0; i < n; ++i) {
+        int sv[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) break;
+        readers.emplace_back(sv[0]);
+        writers.emplace_back(sv[1]);
+    }
+    return {std::move(readers), std::move(writers)};
+}
+
 task<void> bump(int* n) {
     ++*n;
     co_return;
@@ -66,13 +78,10 @@ task<void> many_in_flight(ring& r, std::vector<unique_fd>& readers, int* done) {
 
 TEST(RingTest, ParksOperationsBeyondTheCompletionQueueCapacity) {
     auto r = make_ring(ring::options{8, 2});  // CQ holds 16
-    std::vector<unique_fd> readers, writers;
-    for (int i = 0; i < 64; ++i) {
-        int sv[2];
-        ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-        readers.emplace_back(sv[0]);
-        writers.emplace_back(sv[1]);
-    }
+    auto pairs = socket_pairs(64);  // not a structured binding: clang 14 cannot capture those
+    auto& readers = pairs.first;
+    auto& writers = pairs.second;
+    ASSERT_EQ(readers.size(), 64u);
     // The data comes from another thread: an op parked behind 64 waiting reads could not send.
     std::thread writer([&writers] {
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -106,13 +115,8 @@ task<void> cancel_all(std::vector<unique_fd>& readers, int* cancelled) {
 // (they may exceed the budget) and parked reads complete without reaching the kernel.
 TEST(RingTest, CancellingMoreReadsThanTheQueueHoldsCompletesThemAll) {
     auto r = make_ring(ring::options{8, 2});  // SQ 8, CQ 16
-    std::vector<unique_fd> readers, writers;
-    for (int i = 0; i < 40; ++i) {
-        int sv[2];
-        ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
-        readers.emplace_back(sv[0]);
-        writers.emplace_back(sv[1]);
-    }
+    auto [readers, writers] = socket_pairs(40);
+    ASSERT_EQ(readers.size(), 40u);
     int cancelled = 0;
     r->run(cancel_all(readers, &cancelled));
     EXPECT_EQ(cancelled, 40);
