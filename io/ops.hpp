@@ -227,6 +227,13 @@ inline auto renameat(int from_dir, const char* from, int to_dir, const char* to)
         op_options{});
 }
 
+/// Removes `path` (relative to `dirfd`). `path` must outlive the await.
+inline auto unlinkat(int dirfd, const char* path) noexcept {
+    return detail::make_op<detail::yields::nothing>(
+        op_kind::unlink, [dirfd, path](io_uring_sqe* s) { io_uring_prep_unlinkat(s, dirfd, path, 0); },
+        op_options{});
+}
+
 namespace detail {
 // A timer: -ETIME (std::errc::stream_timeout) is its normal completion.
 class sleep_op {
