@@ -354,8 +354,19 @@ struct engine::state {
         if (!hdr.has_kid) return status::malformed;
         std::uint64_t version = 0;
         if (!parse_version(hdr.kid, version)) return status::unknown_key;
+        const secret_meta* meta = secrets.meta(version);
+        if (meta == nullptr) return status::unknown_key;
+        // GRACE secrets still open tokens; past grace_until (leeway allowed) they fail closed,
+        // swept or not.
+        const std::int64_t now = sat_add(clk->now_unix(), -opt.leeway_seconds);
+        switch (secret_set::state_at(*meta, now)) {
+            case secret_state::invalidated: return status::secret_invalidated;
+            case secret_state::expired: return status::secret_expired;
+            case secret_state::active:
+            case secret_state::grace: break;
+        }
         const crypto::aes256_gcm_key* key = secrets.find(version);
-        if (key == nullptr) return status::unknown_key;
+        if (key == nullptr) return status::secret_expired;  // swept
 
         // With "dir" the JWE Encrypted Key must be empty (RFC 7516 §5.1 step 6).
         if (!part(1).empty()) return status::malformed;
@@ -407,6 +418,8 @@ validation engine::validate(const validate_request& req) noexcept {
     ++(out.st == status::valid ? s.stats.valid : s.stats.invalid);
     return out;
 }
+
+std::size_t engine::sweep_secrets() noexcept { return s_->secrets.sweep(s_->clk->now_unix()); }
 
 void engine::replace_keys(signing_key_set signing, secret_set secrets) {
     s_->signing = std::move(signing);

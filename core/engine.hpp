@@ -70,6 +70,10 @@ public:
     /// Installs new key sets (rotation, key sync) and flushes the validation cache.
     void replace_keys(signing_key_set signing, secret_set secrets);
 
+    /// Zeroizes the keys of secrets past their grace_until (see secret_set::sweep); returns how
+    /// many. Their tokens get secret_expired from then on (they already did, by date).
+    std::size_t sweep_secrets() noexcept;
+
     /// Running totals since construction.
     struct counters {
         std::uint64_t validations, valid, invalid, cache_hits, cache_misses;

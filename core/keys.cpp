@@ -80,18 +80,58 @@ const crypto::ed25519_public_key* signing_key_set::find(std::string_view kid) co
     return nullptr;
 }
 
-expected<void, std::string> secret_set::add(std::uint64_t version, crypto::aes256_gcm_key key) {
-    if (find(version) != nullptr) return err(fmt::format("duplicate secret version {}", version));
+expected<void, std::string> secret_set::add(std::uint64_t version, crypto::aes256_gcm_key key,
+                                            secret_meta meta) {
+    if (this->meta(version) != nullptr) return err(fmt::format("duplicate secret version {}", version));
     if (count_ == capacity) return err(fmt::format("more than {} secrets", capacity));
-    slots_[count_++].emplace(slot{version, std::move(key)});
+    if (meta.grace_until < meta.valid_until)
+        return err(fmt::format("secret version {}: grace_until is before valid_until", version));
+    slots_[count_++].emplace(slot{version, std::move(key), meta});
     return {};
 }
 
 const crypto::aes256_gcm_key* secret_set::find(std::uint64_t version) const noexcept {
     for (std::size_t i = 0; i < count_; ++i) {
-        if (slots_[i]->version == version) return &slots_[i]->key;
+        if (slots_[i]->version == version) return slots_[i]->key ? &*slots_[i]->key : nullptr;
     }
     return nullptr;
+}
+
+const secret_meta* secret_set::meta(std::uint64_t version) const noexcept {
+    for (std::size_t i = 0; i < count_; ++i) {
+        if (slots_[i]->version == version) return &slots_[i]->meta;
+    }
+    return nullptr;
+}
+
+secret_state secret_set::state_at(const secret_meta& m, std::int64_t now) noexcept {
+    if (m.state == secret_state::invalidated || m.state == secret_state::expired) return m.state;
+    if (now > m.grace_until) return secret_state::expired;
+    if (now > m.valid_until) return secret_state::grace;
+    return secret_state::active;
+}
+
+std::size_t secret_set::sweep(std::int64_t now) noexcept {
+    std::size_t swept = 0;
+    for (std::size_t i = 0; i < count_; ++i) {
+        slot& s = *slots_[i];
+        if (s.key && state_at(s.meta, now) == secret_state::expired) {
+            s.key.reset();  // the key schedule lives in a secure_buffer: zeroized here
+            s.meta.state = secret_state::expired;
+            ++swept;
+        }
+    }
+    return swept;
+}
+
+std::string_view to_string(secret_state s) noexcept {
+    switch (s) {
+        case secret_state::active: return "active";
+        case secret_state::grace: return "grace";
+        case secret_state::invalidated: return "invalidated";
+        case secret_state::expired: return "expired";
+    }
+    return "unknown";
 }
 
 bool parse_version(std::string_view text, std::uint64_t& out) noexcept {
@@ -183,7 +223,23 @@ expected<secret_set, std::string> parse_secrets(std::span<char> text, std::strin
         auto key = crypto::aes256_gcm_key::create(raw->bytes().first(32));
         crypto::secure_zero(raw->data(), raw->size());
         if (!key) return err(fmt::format("{}: cannot load the key: {}", where, key.error().message()));
-        auto added = set.add(version, std::move(*key));
+        secret_meta meta;
+        for (auto [name, field] : {std::pair{"valid_from", &meta.valid_from},
+                                   std::pair{"valid_until", &meta.valid_until},
+                                   std::pair{"grace_until", &meta.grace_until}}) {
+            const auto v = d.find(k, name);
+            if (!v) continue;
+            if (d[*v].kind != json::type::number || !json::to_numeric_date(d[*v].text, *field))
+                return err(fmt::format("{}: \"{}\" must be a NumericDate (Unix seconds)", where, name));
+        }
+        if (const auto st = d.find(k, "state")) {
+            const std::string_view state = d[*st].kind == json::type::string ? d[*st].text : "";
+            if (state == "active") meta.state = secret_state::active;
+            else if (state == "grace") meta.state = secret_state::grace;
+            else if (state == "invalidated") meta.state = secret_state::invalidated;
+            else return err(fmt::format("{}: \"state\" must be \"active\", \"grace\" or \"invalidated\"", where));
+        }
+        auto added = set.add(version, std::move(*key), meta);
         if (!added) return err(fmt::format("{}: {}", where, added.error()));
     }
     return set;

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <optional>
 #include <span>
 #include <string>
@@ -44,17 +45,39 @@ private:
     std::size_t count_ = 0;
 };
 
+/// Where a secret is in its life. ACTIVE and GRACE secrets open sealed tokens; INVALIDATED
+/// ones never do; EXPIRED ones (past grace_until) have been swept: their key is zeroized.
+enum class secret_state : std::uint8_t { active, grace, invalidated, expired };
+std::string_view to_string(secret_state s) noexcept;
+
+/// A secret's dates (Unix seconds) and state. Defaults: valid forever.
+struct secret_meta {
+    std::int64_t valid_from = std::numeric_limits<std::int64_t>::min();
+    std::int64_t valid_until = std::numeric_limits<std::int64_t>::max();  ///< then GRACE
+    std::int64_t grace_until = std::numeric_limits<std::int64_t>::max();  ///< then EXPIRED
+    secret_state state = secret_state::active;
+};
+
 /// AES-256-GCM secrets by version (the sealed token's decimal `kid`). Move-only because
 /// the keys are; one set per engine (a key's context is not shared across threads).
 class secret_set {
 public:
     static constexpr std::size_t capacity = 16;  ///< versions per set (ACTIVE + GRACE + spares)
 
-    /// Adds a secret. Errors (text): duplicate version, set full.
-    expected<void, std::string> add(std::uint64_t version, crypto::aes256_gcm_key key);
+    /// Adds a secret. Errors (text): duplicate version, set full, grace_until < valid_until.
+    expected<void, std::string> add(std::uint64_t version, crypto::aes256_gcm_key key,
+                                    secret_meta meta = {});
 
-    /// The key for version, or nullptr. Allocation-free.
+    /// The key for version, or nullptr (unknown, or swept). Allocation-free.
     const crypto::aes256_gcm_key* find(std::uint64_t version) const noexcept;
+    /// The dates and state of version, or nullptr when unknown. Allocation-free.
+    const secret_meta* meta(std::uint64_t version) const noexcept;
+    /// The state of a secret at `now` (GRACE past valid_until, EXPIRED past grace_until).
+    static secret_state state_at(const secret_meta& m, std::int64_t now) noexcept;
+
+    /// Zeroizes and drops the key of every secret past its grace_until at `now`; the version
+    /// stays known as EXPIRED so its tokens get secret_expired. Returns how many were swept.
+    std::size_t sweep(std::int64_t now) noexcept;
 
     /// Number of secrets.
     std::size_t size() const noexcept { return count_; }
@@ -64,7 +87,8 @@ public:
 private:
     struct slot {
         std::uint64_t version;
-        crypto::aes256_gcm_key key;
+        std::optional<crypto::aes256_gcm_key> key;  ///< empty once swept
+        secret_meta meta;
     };
     std::array<std::optional<slot>, capacity> slots_{};
     std::size_t count_ = 0;

@@ -19,6 +19,8 @@ std::string_view to_string(status s) noexcept {
         case status::unauthorized: return "unauthorized";
         case status::unsupported_version: return "unsupported_version";
         case status::internal_error: return "internal_error";
+        case status::secret_expired: return "secret_expired";
+        case status::secret_invalidated: return "secret_invalidated";
     }
     return "unknown";
 }

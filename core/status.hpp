@@ -23,6 +23,8 @@ enum class status : std::uint8_t {
     unauthorized = 12,
     unsupported_version = 13,
     internal_error = 14,
+    secret_expired = 15,      ///< sealed under a secret past its grace_until (swept)
+    secret_invalidated = 16,  ///< sealed under a secret an operator or the server invalidated
 };
 
 /// Stable lower_snake name of a status ("valid", "expired", ...); "unknown" for out-of-range values.

@@ -87,7 +87,7 @@ struct agent {
         const auto& s = srv.stats();
         const auto& e = engine.stats();
         std::string by_status;
-        for (std::size_t i = 0; i <= static_cast<std::size_t>(core::status::internal_error); ++i) {
+        for (std::size_t i = 0; i <= static_cast<std::size_t>(core::status::secret_invalidated); ++i) {
             if (!by_status.empty()) by_status += ',';
             by_status += fmt::format("\"{}\":{}", core::to_string(static_cast<core::status>(i)),
                                      s.by_status[i]);
@@ -151,12 +151,23 @@ struct agent {
     }
 };
 
+// Secrets past their grace_until are zeroized within a minute (their tokens already fail by date).
+io::task<void> sweep_secrets(agent& a, const std::stop_token* stop) {
+    for (;;) {
+        auto slept = co_await io::sleep_for(std::chrono::seconds(60), stop);
+        if (!slept) co_return;  // stopping
+        if (const std::size_t n = a.engine.sweep_secrets(); n > 0)
+            log("info", "swept {} expired secret(s): their keys are zeroized", n);
+    }
+}
+
 io::task<void> run(agent& a, listener& main_socket, listener& admin_socket) {
     const std::stop_token token = a.stop.get_token();
     io::task_scope scope;
     scope.spawn(a.srv.serve(main_socket, role::validate, &token));
     scope.spawn(a.srv.serve(admin_socket, role::admin, &token));
     scope.spawn(a.handle_signals());
+    scope.spawn(sweep_secrets(a, &token));
     co_await scope.join();
 }
 

@@ -66,7 +66,7 @@ struct server_stats {
     std::uint64_t protocol_errors = 0;
     std::uint64_t idle_closed = 0;
     std::uint64_t requests = 0;
-    std::array<std::uint64_t, 16> by_status{};  ///< RESULT answers per core::status code
+    std::array<std::uint64_t, 64> by_status{};  // the protocol reserves codes 0..63  ///< RESULT answers per core::status code
 };
 
 /// Serves connections on one ring thread with one engine.

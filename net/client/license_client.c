@@ -518,7 +518,8 @@ const char* lsa_status_string(int status) {
         "wrong_issuer",   "wrong_product",
         "wrong_instance", "feature_not_granted",
         "unauthorized",   "unsupported_version",
-        "internal_error",
+        "internal_error", "secret_expired",
+        "secret_invalidated",
     };
     if (status < 0 || (size_t)status >= sizeof names / sizeof names[0]) return "unknown";
     return names[status];

@@ -58,7 +58,9 @@ enum lsa_status_code {
     LSA_STATUS_FEATURE_NOT_GRANTED = 11,
     LSA_STATUS_UNAUTHORIZED = 12,
     LSA_STATUS_UNSUPPORTED_VERSION = 13,
-    LSA_STATUS_INTERNAL_ERROR = 14
+    LSA_STATUS_INTERNAL_ERROR = 14,
+    LSA_STATUS_SECRET_EXPIRED = 15,    /* sealed under a secret past its grace period */
+    LSA_STATUS_SECRET_INVALIDATED = 16 /* sealed under an invalidated secret */
 };
 
 /** License types. */

@@ -500,11 +500,14 @@ TEST(ClientTest, StatusStringsMatchTheProtocol) {
                               "wrong_issuer",   "wrong_product",
                               "wrong_instance", "feature_not_granted",
                               "unauthorized",   "unsupported_version",
-                              "internal_error"};
-    for (int i = 0; i < 15; ++i) EXPECT_STREQ(lsa_status_string(i), expected[i]) << i;
+                              "internal_error", "secret_expired",
+                              "secret_invalidated"};
+    for (int i = 0; i < 17; ++i) EXPECT_STREQ(lsa_status_string(i), expected[i]) << i;
     EXPECT_STREQ(lsa_status_string(-1), "unknown");
-    EXPECT_STREQ(lsa_status_string(15), "unknown");
+    EXPECT_STREQ(lsa_status_string(17), "unknown");
     EXPECT_EQ(LSA_STATUS_INTERNAL_ERROR, static_cast<int>(core::status::internal_error));
+    EXPECT_EQ(LSA_STATUS_SECRET_EXPIRED, static_cast<int>(core::status::secret_expired));
+    EXPECT_EQ(LSA_STATUS_SECRET_INVALIDATED, static_cast<int>(core::status::secret_invalidated));
     EXPECT_STREQ(lsa_lic_type_string(LSA_LIC_DEMO), "demo");
     EXPECT_STREQ(lsa_kind_string(LSA_KIND_SIGNED), "signed");
     EXPECT_STRNE(lsa_strerror(-ETIMEDOUT), lsa_strerror(-EPROTO));
