@@ -3,7 +3,8 @@
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
-  liburing-dev libwolfssl-dev libfmt-dev libexpected-dev libtomlplusplus-dev
+  liburing-dev libwolfssl-dev libfmt-dev libexpected-dev libtomlplusplus-dev libargon2-dev libtss2-dev
+  swtpm swtpm-tools
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 python3-jwt python3-jwcrypto
   util-linux procps redis-server redis-tools

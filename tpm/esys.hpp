@@ -1,0 +1,87 @@
+// The ESYS context and RAII owners for ESAPI handles and outputs. Thread: everything here runs on
+// the TPM thread only (tpm_thread hands an esys_session& to each job), except
+// esys_session::mark_broken().
+#pragma once
+
+#include <tss2/tss2_esys.h>
+#include <tss2/tss2_tctildr.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "core/result.hpp"
+#include "tpm/error.hpp"
+
+namespace la::tpm {
+
+/// Frees ESAPI outputs (Esys_Free).
+struct esys_deleter {
+    void operator()(void* p) const noexcept { Esys_Free(p); }
+};
+/// An ESAPI output buffer, released with Esys_Free.
+template <class T>
+using esys_ptr = std::unique_ptr<T, esys_deleter>;
+
+/// Owns an ESYS_TR: transient objects and sessions are flushed from the TPM, other handles
+/// (persistent, NV) only have their ESYS metadata closed.
+class esys_tr {
+public:
+    esys_tr() noexcept = default;
+    esys_tr(ESYS_CONTEXT* ctx, ESYS_TR tr, bool flush) noexcept : ctx_(ctx), tr_(tr), flush_(flush) {}
+    esys_tr(esys_tr&& o) noexcept;
+    esys_tr& operator=(esys_tr&& o) noexcept;
+    esys_tr(const esys_tr&) = delete;
+    esys_tr& operator=(const esys_tr&) = delete;
+    ~esys_tr() { reset(); }
+
+    ESYS_TR get() const noexcept { return tr_; }
+    /// Flushes or closes now (errors are ignored: the handle is gone either way).
+    void reset() noexcept;
+
+private:
+    ESYS_CONTEXT* ctx_ = nullptr;
+    ESYS_TR tr_ = ESYS_TR_NONE;
+    bool flush_ = false;
+};
+
+/// One ESYS context on one TCTI, opened lazily and reopened after a connection failure.
+class esys_session {
+public:
+    /// `tcti` as in config: "swtpm:path=/x/sock", "device:/dev/tpmrm0", "mssim:host=h,port=p".
+    explicit esys_session(std::string tcti) : tcti_(std::move(tcti)) {}
+    ~esys_session() { close(); }
+    esys_session(const esys_session&) = delete;
+    esys_session& operator=(const esys_session&) = delete;
+
+    /// The open context, opening (or reopening after mark_broken) it first.
+    /// Errors: the TSS2_RC of Tss2_TctiLdr_Initialize / Esys_Initialize / Esys_Startup.
+    core::result<ESYS_CONTEXT*> context();
+    /// Starts a job: fresh() turns true only if this job's context() opens a new context.
+    void begin_job() noexcept { fresh_ = false; }
+    /// True when a context() call since begin_job() opened a fresh context.
+    bool fresh() const noexcept { return fresh_; }
+    /// Forces a reopen before the next call. Thread: any.
+    void mark_broken() noexcept { broken_.store(true, std::memory_order_relaxed); }
+    /// How many times a context was opened (tests observe reconnects).
+    std::uint64_t opens() const noexcept { return opens_.load(std::memory_order_relaxed); }
+
+private:
+    void close() noexcept;
+
+    std::string tcti_;
+    TSS2_TCTI_CONTEXT* tcti_ctx_ = nullptr;
+    ESYS_CONTEXT* ctx_ = nullptr;
+    bool fresh_ = false;
+    std::atomic<bool> broken_{false};
+    std::atomic<std::uint64_t> opens_{0};
+};
+
+/// A TSS2_RC as a failed result (rc != 0).
+inline core::unexpected<std::error_code> fail_rc(TSS2_RC rc) {
+    return core::fail(make_tss2_error(rc));
+}
+
+}  // namespace la::tpm
