@@ -22,13 +22,6 @@ namespace {
 
 using err = unexpected<std::string>;
 
-// LA_TRY for string errors (startup/admin code only).
-#define LA_TRY_S(expr)                                                  \
-    __extension__({                                                     \
-        auto&& la_try_s_ = (expr);                                      \
-        if (!la_try_s_) return err(std::move(la_try_s_.error()));       \
-        std::move(*la_try_s_);                                          \
-    })
 
 // ---- secret.enc format v1 (integers big-endian; the whole header is the GCM AAD, so any
 // change to the KDF id, its parameters, the salt, the nonce or the length fails the tag) ----
@@ -136,7 +129,7 @@ expected<kdf_header, std::string> decode_header(std::span<const std::byte> file,
 // The 32 bytes of key material from the owner-only key file, in secure memory.
 expected<crypto::secure_buffer, std::string> read_key_material(const std::filesystem::path& path) {
     const std::string name = path.string();
-    auto text = LA_TRY_S(detail::read_secret_file(path));
+    auto text = LA_TRY(detail::read_secret_file(path));
     const std::span<const std::byte> bytes = text.bytes();
     const std::string_view view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
     if (view.substr(0, key_file_header.size()) != key_file_header)
@@ -246,11 +239,11 @@ expected<void, std::string> write_file_atomic(const std::filesystem::path& path,
 
 expected<crypto::secure_buffer, std::string> encrypted_file_store::load_jwks() {
     const std::string name = enc_file_.string();
-    const auto material = LA_TRY_S(read_key_material(key_file_));
-    const std::string file = LA_TRY_S(detail::read_file(enc_file_, detail::file_access::shared));
+    const auto material = LA_TRY(read_key_material(key_file_));
+    const std::string file = LA_TRY(detail::read_file(enc_file_, detail::file_access::shared));
     const auto bytes = std::as_bytes(std::span<const char>(file.data(), file.size()));
-    const kdf_header h = LA_TRY_S(decode_header(bytes, name));
-    const auto kek = LA_TRY_S(derive_kek(material, h, name));
+    const kdf_header h = LA_TRY(decode_header(bytes, name));
+    const auto kek = LA_TRY(derive_kek(material, h, name));
     auto key = crypto::aes256_gcm_key::create(kek.bytes());
     if (!key) return err(fmt::format("{}: cannot load the derived key: {}", name, key.error().message()));
     auto plain = crypto::secure_buffer::allocate(h.ct_len);
@@ -267,7 +260,7 @@ expected<crypto::secure_buffer, std::string> encrypted_file_store::load_jwks() {
 }
 
 expected<secret_set, std::string> encrypted_file_store::load() {
-    auto plain = LA_TRY_S(load_jwks());
+    auto plain = LA_TRY(load_jwks());
     const std::span<std::byte> bytes = plain.bytes();
     // Parsed in place inside the secure buffer, which its destructor wipes.
     return parse_secrets({reinterpret_cast<char*>(bytes.data()), bytes.size()}, enc_file_.string());
@@ -287,7 +280,7 @@ expected<void, std::string> encrypted_file_store::save(std::span<const std::byte
                                     fmt::format("{} (new secrets)", name));
         if (!parsed) return err(std::move(parsed.error()));
     }
-    const auto material = LA_TRY_S(read_key_material(key_file_));
+    const auto material = LA_TRY(read_key_material(key_file_));
 
     kdf_header h;
     h.kdf = static_cast<std::uint8_t>(kdf_);
@@ -304,7 +297,7 @@ expected<void, std::string> encrypted_file_store::save(std::span<const std::byte
         return err(fmt::format("{}: getrandom failed: {}", name, r.error().message()));
     if (auto r = crypto::random_bytes(h.nonce); !r)
         return err(fmt::format("{}: getrandom failed: {}", name, r.error().message()));
-    const auto kek = LA_TRY_S(derive_kek(material, h, name));
+    const auto kek = LA_TRY(derive_kek(material, h, name));
     auto key = crypto::aes256_gcm_key::create(kek.bytes());
     if (!key) return err(fmt::format("{}: cannot load the derived key: {}", name, key.error().message()));
 

@@ -14,13 +14,6 @@ namespace {
 
 using err = unexpected<std::string>;
 
-// LA_TRY for string errors (startup code only). __extension__ keeps -Wpedantic quiet.
-#define LA_TRY_S(expr)                                                  \
-    __extension__({                                                     \
-        auto&& la_try_s_ = (expr);                                      \
-        if (!la_try_s_) return err(std::move(la_try_s_.error()));       \
-        std::move(*la_try_s_);                                          \
-    })
 
 // Startup-only: a token array large enough for any document of this size (each value
 // consumes at least one byte).
@@ -153,7 +146,7 @@ expected<signing_key_set, std::string> parse_signing_keys(std::string_view json_
     const json::parse_result pr = json::parse(text, toks);
     if (pr.err != json::error::none) return err(parse_error_text(source, pr));
     const json::document d{std::span<const json::token>(toks).first(pr.count)};
-    const std::size_t keys = LA_TRY_S(jwks_keys(d, source));
+    const std::size_t keys = LA_TRY(jwks_keys(d, source));
 
     signing_key_set set;
     std::size_t index = 0;
@@ -161,17 +154,17 @@ expected<signing_key_set, std::string> parse_signing_keys(std::string_view json_
         const std::size_t k = m.value;
         std::string where = fmt::format("{}: keys[{}]", source, index++);
         if (d[k].kind != json::type::object) return err(fmt::format("{}: expected a JWK object", where));
-        const std::string_view kid = LA_TRY_S(string_member(d, k, "kid", where));
+        const std::string_view kid = LA_TRY(string_member(d, k, "kid", where));
         where += fmt::format(" (kid \"{}\")", kid);
-        const std::string_view kty = LA_TRY_S(string_member(d, k, "kty", where));
+        const std::string_view kty = LA_TRY(string_member(d, k, "kty", where));
         if (kty != "OKP") return err(fmt::format("{}: \"kty\" must be \"OKP\", got \"{}\"", where, kty));
-        const std::string_view crv = LA_TRY_S(string_member(d, k, "crv", where));
+        const std::string_view crv = LA_TRY(string_member(d, k, "crv", where));
         if (crv != "Ed25519") return err(fmt::format("{}: \"crv\" must be \"Ed25519\", got \"{}\"", where, crv));
         if (d.find(k, "d"))
             return err(fmt::format("{}: contains a private key (\"d\"); publish only public keys", where));
         if (auto r = optional_member_is(d, k, "alg", "EdDSA", where); !r) return err(std::move(r.error()));
         if (auto r = optional_member_is(d, k, "use", "sig", where); !r) return err(std::move(r.error()));
-        const std::string_view x = LA_TRY_S(string_member(d, k, "x", where));
+        const std::string_view x = LA_TRY(string_member(d, k, "x", where));
         std::array<std::byte, 33> raw{};
         const auto n = crypto::base64url_decode(x, raw);
         if (!n || *n != 32) return err(fmt::format("{}: \"x\" must be base64url of 32 bytes", where));
@@ -194,7 +187,7 @@ expected<secret_set, std::string> parse_secrets(std::span<char> text, std::strin
     const json::parse_result pr = json::parse(text, toks);
     if (pr.err != json::error::none) return err(parse_error_text(source, pr));
     const json::document d{std::span<const json::token>(toks).first(pr.count)};
-    const std::size_t keys = LA_TRY_S(jwks_keys(d, source));
+    const std::size_t keys = LA_TRY(jwks_keys(d, source));
 
     // Decoded key bytes go to locked, non-dumpable memory wiped on every return path.
     auto raw = crypto::secure_buffer::allocate(33);
@@ -206,15 +199,15 @@ expected<secret_set, std::string> parse_secrets(std::span<char> text, std::strin
         const std::size_t k = m.value;
         std::string where = fmt::format("{}: keys[{}]", source, index++);
         if (d[k].kind != json::type::object) return err(fmt::format("{}: expected a JWK object", where));
-        const std::string_view kid = LA_TRY_S(string_member(d, k, "kid", where));
+        const std::string_view kid = LA_TRY(string_member(d, k, "kid", where));
         where += fmt::format(" (kid \"{}\")", kid);
         std::uint64_t version = 0;
         if (!parse_version(kid, version))
             return err(fmt::format("{}: \"kid\" must be the secret version as a decimal string", where));
-        const std::string_view kty = LA_TRY_S(string_member(d, k, "kty", where));
+        const std::string_view kty = LA_TRY(string_member(d, k, "kty", where));
         if (kty != "oct") return err(fmt::format("{}: \"kty\" must be \"oct\", got \"{}\"", where, kty));
         // The key bytes themselves never appear in an error message.
-        const std::string_view kb = LA_TRY_S(string_member(d, k, "k", where));
+        const std::string_view kb = LA_TRY(string_member(d, k, "k", where));
         const auto n = crypto::base64url_decode(kb, raw->bytes());
         if (!n || *n != 32) {
             crypto::secure_zero(raw->data(), raw->size());

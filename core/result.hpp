@@ -3,6 +3,7 @@
 #pragma once
 
 #include <system_error>
+#include <type_traits>
 #include <utility>
 
 #if defined(__cpp_lib_expected) && __cpp_lib_expected >= 202211L
@@ -59,13 +60,14 @@ inline unexpected<std::error_code> fail(errc e) { return fail(make_error_code(e)
 template <>
 struct std::is_error_code_enum<la::core::errc> : std::true_type {};
 
-/// Propagates the error of a result expression, else yields its value.
-/// GCC/Clang statement expression: keeps call sites to one line.
-#define LA_TRY(expr)                                                   \
-    __extension__({                                                    \
-        auto&& la_try_r_ = (expr);                                     \
-        if (!la_try_r_) return ::la::core::fail(la_try_r_.error());    \
-        std::move(*la_try_r_);                                         \
+/// Propagates the error of an expected expression (any error type), else yields its value.
+/// A GCC/Clang statement expression (__extension__ keeps -Wpedantic quiet): one line per call.
+#define LA_TRY(expr)                                                               \
+    __extension__({                                                                \
+        auto&& la_try_r_ = (expr);                                                 \
+        using la_try_e_ = std::decay_t<decltype(la_try_r_.error())>;               \
+        if (!la_try_r_) return ::la::core::unexpected<la_try_e_>(std::move(la_try_r_.error())); \
+        std::move(*la_try_r_);                                                     \
     })
 
 /// An always-on invariant check: internal bugs only, never untrusted input.
