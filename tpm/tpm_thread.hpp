@@ -114,12 +114,16 @@ private:
 
 struct call_awaiter {
     call_base* call;
+    watchdog* dog;
     io::worker_thread* worker;
     bool await_ready() const noexcept { return false; }
-    void await_suspend(std::coroutine_handle<> h) noexcept {
+    void await_suspend(std::coroutine_handle<> h) {
+        // Everything settle() reads is written before the call is published to the watchdog
+        // and the TPM thread (their queues' mutexes order it).
         call->ring = io::ring::current();
         LA_CHECK(call->ring != nullptr);
         call->item.handle = h;
+        dog->watch(call->keep_alive);
         worker->submit(call);
     }
     void await_resume() const noexcept {}
@@ -153,8 +157,7 @@ public:
         st->session = &session_;
         st->deadline = std::chrono::steady_clock::now() + opts_.timeout;
         st->keep_alive = st;
-        watchdog_.watch(st);
-        detail::call_awaiter aw{st.get(), &worker_};
+        detail::call_awaiter aw{st.get(), &watchdog_, &worker_};
         co_await aw;
         if (st->state.load(std::memory_order_acquire) != detail::call_base::done)
             co_return core::fail(std::errc::timed_out);

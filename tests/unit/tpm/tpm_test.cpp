@@ -1,7 +1,8 @@
 // la_tpm against a real swtpm started per test on a Unix socket in a private directory.
 #include <gtest/gtest.h>
 #include <signal.h>
-#include <spawn.h>
+#include <fcntl.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -23,7 +24,6 @@
 #include "tpm/sealing.hpp"
 #include "tpm/tpm_thread.hpp"
 
-extern char** environ;
 
 namespace la::tpm {
 namespace {
@@ -64,9 +64,19 @@ public:
         std::vector<char*> argv;
         for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
-        if (::posix_spawnp(&pid_, "swtpm", nullptr, nullptr, argv.data(), environ) != 0) {
-            pid_ = -1;
-            return false;
+        pid_ = ::fork();
+        if (pid_ < 0) return false;
+        if (pid_ == 0) {
+            // Dies with the test process, even a crashed one; a stopped swtpm left behind would
+            // also hold ctest's output pipe open, so it gets none.
+            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+            const int devnull = ::open("/dev/null", O_WRONLY);
+            if (devnull >= 0) {
+                ::dup2(devnull, STDOUT_FILENO);
+                ::dup2(devnull, STDERR_FILENO);
+            }
+            ::execvp("swtpm", argv.data());
+            ::_exit(127);
         }
         for (int i = 0; i < 500; ++i) {
             if (connectable()) return true;
