@@ -23,6 +23,7 @@
 #include "tpm/error.hpp"
 #include "tpm/sealing.hpp"
 #include "tpm/tpm_thread.hpp"
+#include "tests/support/swtpm.hpp"
 
 
 namespace la::tpm {
@@ -31,85 +32,6 @@ namespace {
 using namespace std::chrono_literals;
 using secret_t = std::array<std::byte, secret_size>;
 constexpr std::uint32_t primary_handle = 0x81010001u;
-
-// One swtpm process on <dir>/swtpm.sock (+ .ctrl, the name the swtpm TCTI derives).
-class swtpm_process {
-public:
-    swtpm_process() {
-        char tmpl[] = "/tmp/la-tpm-XXXXXX";
-        const char* d = ::mkdtemp(tmpl);
-        if (d != nullptr) dir_ = d;
-    }
-    ~swtpm_process() {
-        stop();
-        std::error_code ec;
-        if (!dir_.empty()) std::filesystem::remove_all(dir_, ec);
-    }
-    swtpm_process(const swtpm_process&) = delete;
-    swtpm_process& operator=(const swtpm_process&) = delete;
-
-    std::string socket() const { return (dir_ / "swtpm.sock").string(); }
-    std::string tcti() const { return "swtpm:path=" + socket(); }
-    pid_t pid() const noexcept { return pid_; }
-
-    // Starts swtpm on the state directory and waits until its socket accepts connections.
-    bool start() {
-        const std::string state = "dir=" + dir_.string();
-        const std::string server = "type=unixio,path=" + socket();
-        const std::string ctrl = "type=unixio,path=" + socket() + ".ctrl";
-        const std::string log = "file=" + (dir_ / "swtpm.log").string();
-        std::vector<std::string> args = {"swtpm", "socket", "--tpm2", "--tpmstate", state,
-                                         "--server", server, "--ctrl", ctrl, "--log", log,
-                                         "--flags", "not-need-init,startup-clear"};
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        pid_ = ::fork();
-        if (pid_ < 0) return false;
-        if (pid_ == 0) {
-            // Dies with the test process, even a crashed one; a stopped swtpm left behind would
-            // also hold ctest's output pipe open, so it gets none.
-            ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-            const int devnull = ::open("/dev/null", O_WRONLY);
-            if (devnull >= 0) {
-                ::dup2(devnull, STDOUT_FILENO);
-                ::dup2(devnull, STDERR_FILENO);
-            }
-            ::execvp("swtpm", argv.data());
-            ::_exit(127);
-        }
-        for (int i = 0; i < 500; ++i) {
-            if (connectable()) return true;
-            std::this_thread::sleep_for(10ms);
-        }
-        return false;
-    }
-
-    // SIGTERM and reap; the state directory stays (a restart keeps the TPM's NV state).
-    void stop() {
-        if (pid_ <= 0) return;
-        ::kill(pid_, SIGCONT);
-        ::kill(pid_, SIGTERM);
-        int status = 0;
-        ::waitpid(pid_, &status, 0);
-        pid_ = -1;
-    }
-
-private:
-    bool connectable() const {
-        const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0) return false;
-        sockaddr_un addr{};
-        addr.sun_family = AF_UNIX;
-        std::strncpy(addr.sun_path, socket().c_str(), sizeof addr.sun_path - 1);
-        const bool ok = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
-        ::close(fd);
-        return ok;
-    }
-
-    std::filesystem::path dir_;
-    pid_t pid_ = -1;
-};
 
 class TpmTest : public ::testing::Test {
 protected:
@@ -122,7 +44,7 @@ protected:
             secret_[i] = static_cast<std::byte>(0xA0 + i);
     }
 
-    swtpm_process swtpm_;
+    test::swtpm_process swtpm_;
     std::unique_ptr<io::ring> ring_;
     secret_t secret_{};
     std::array<std::byte, 6> auth_{std::byte{'s'}, std::byte{'e'}, std::byte{'c'},

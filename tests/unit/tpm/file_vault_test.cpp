@@ -1,6 +1,6 @@
 // The encrypted-file secret backend: round trips, wrong keys, corruption, file modes, and
 // that no file it writes contains a secret in any encoding.
-#include "core/encrypted_store.hpp"
+#include "tpm/file_vault.hpp"
 
 #include <sys/stat.h>
 
@@ -13,7 +13,7 @@
 
 #include <gtest/gtest.h>
 
-#include "core_test_util.hpp"
+#include "tests/unit/core/core_test_util.hpp"
 #include "crypto/aes_gcm.hpp"
 #include "crypto/base64url.hpp"
 

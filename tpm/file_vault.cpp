@@ -1,4 +1,4 @@
-#include "core/encrypted_store.hpp"
+#include "tpm/file_vault.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
