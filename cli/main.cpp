@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "cli/cli_support.hpp"
+#include "cli/custody_commands.hpp"
 #include "license_client.h"
 
 namespace {
@@ -30,8 +31,15 @@ constexpr std::string_view main_help =
     R"(usage: license-agent-cli [--socket PATH] [--config FILE] [--timeout-ms N] COMMAND [ARGS]
 
 Commands:
-  validate   ask the agent whether a license token is valid
-  status     show the agent's counters
+  validate               ask the agent whether a license token is valid
+  status                 show the agent's counters
+  tpm-status [--json]    which secrets backend is in use and why, TPM health, secret metadata
+  tpm-provision          create (or find) the TPM primary key, NV index and agent key, or the
+                         fallback key file; idempotent
+  secrets import FILE    seal the secrets of a JWK Set of oct keys ("-" = stdin)
+
+The last three talk to the running agent through its admin socket, or, when it is stopped,
+work on the backend named by --config FILE directly.
 
 Global options:
   --socket PATH      agent socket (overrides the config file)
@@ -78,6 +86,7 @@ struct cli_args {
     std::string command;
     std::optional<std::string> product, feature, instance;
     std::optional<std::string> token;
+    std::optional<std::string> file;  // secrets import FILE
     bool json = false;
     bool help = false;
 };
@@ -137,11 +146,16 @@ parse_error parse_args(int argc, char** argv, cli_args& a) {
         } else if (arg.size() > 1 && arg.front() == '-') {
             err = fmt::format("unknown option {}", arg);
         } else if (a.command.empty()) {
-            if (arg != "validate" && arg != "status")
+            if (arg != "validate" && arg != "status" && arg != "tpm-status" &&
+                arg != "tpm-provision" && arg != "secrets")
                 return fmt::format("unknown command '{}'", arg);
             a.command = std::string(arg);
         } else if (a.command == "validate" && !a.token) {
             a.token = std::string(arg);
+        } else if (a.command == "secrets" && arg == "import") {
+            a.command = "secrets-import";
+        } else if (a.command == "secrets-import" && !a.file) {
+            a.file = std::string(arg);
         } else {
             err = fmt::format("unexpected argument '{}'", arg);
         }
@@ -326,8 +340,28 @@ int main(int argc, char** argv) {
         return a.help ? exit_valid : exit_usage;
     }
     if (a.help) {
-        fmt::print("{}", a.command == "validate" ? validate_help : status_help);
+        fmt::print("{}", a.command == "validate" ? validate_help
+                         : a.command == "status" ? status_help
+                                                 : main_help);
         return exit_valid;
+    }
+    if (a.command == "secrets") {
+        fmt::print(stderr, "license-agent-cli: secrets needs a subcommand: import FILE\n");
+        return exit_usage;
+    }
+    if (a.command == "secrets-import" && !a.file) {
+        fmt::print(stderr, "license-agent-cli: secrets import needs a FILE (or '-' for stdin)\n");
+        return exit_usage;
+    }
+    if (a.command == "tpm-status" || a.command == "tpm-provision" || a.command == "secrets-import") {
+        la::cli::custody_request r;
+        r.command = a.command;
+        r.config = a.config;
+        r.socket = a.socket;
+        r.file = a.file.value_or("");
+        r.json = a.json;
+        r.timeout_ms = a.timeout_ms;
+        return la::cli::run_custody(r);
     }
     return a.command == "validate" ? run_validate(a) : run_status(a);
 }

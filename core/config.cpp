@@ -76,6 +76,33 @@ public:
         out = static_cast<Int>(v);
     }
 
+    void boolean(std::string_view key, bool& out) {
+        const toml::node* n = node(key, false);
+        if (n == nullptr) return;
+        if (const auto* b = n->as_boolean()) {
+            out = b->get();
+        } else {
+            fail(key, "expected true or false");
+        }
+    }
+
+    // A TPM handle written as a hex string ("0x81010001"), within [min, max].
+    void handle(std::string_view key, std::uint32_t& out, std::uint32_t min, std::uint32_t max) {
+        std::string s;
+        const toml::node* n = node(key, false);
+        if (n == nullptr) return;
+        string(key, s, false);
+        if (!n->is_string()) return;
+        auto v = parse_tpm_handle(s);
+        if (!v) {
+            fail(key, v.error());
+        } else if (*v < min || *v > max) {
+            fail(key, fmt::format("must be between 0x{:08x} and 0x{:08x}, got \"{}\"", min, max, s));
+        } else {
+            out = *v;
+        }
+    }
+
     void uids(std::string_view key, std::vector<uid_t>& out) {
         const toml::node* n = node(key, false);
         if (n == nullptr) return;
@@ -158,16 +185,18 @@ expected<agent_config, std::string> parse_config(std::string_view text, const st
     cfg.source = abs;
     for (auto&& [k, v] : root) {
         const std::string_view name = k.str();
-        if (name != "agent" && name != "ipc" && name != "licenses" && name != "secrets")
+        if (name != "agent" && name != "ipc" && name != "licenses" && name != "secrets" &&
+            name != "tpm" && name != "fallback")
             return err(fmt::format("{}: {}: unknown {}", file, name, v.is_table() ? "table" : "key"));
         if (!v.is_table()) return err(fmt::format("{}: {}: expected a table", file, name));
     }
     const auto table = [&](std::string_view name) { return root.get_as<toml::table>(name); };
 
     table_reader agent(table("agent"), "agent", base);
-    agent.only({"id", "state_dir"});
+    agent.only({"id", "state_dir", "state_copies"});
     agent.string("id", cfg.agent_id, true);
     agent.path("state_dir", cfg.state_dir, true);
+    agent.integer("state_copies", cfg.state_copies, 1, 100);
     if (agent.error().empty() && cfg.agent_id.empty()) agent.fail("id", "must not be empty");
 
     table_reader ipc(table("ipc"), "ipc", base);
@@ -192,17 +221,50 @@ expected<agent_config, std::string> parse_config(std::string_view text, const st
     if (lic.error().empty() && cfg.licenses.issuer.empty()) lic.fail("issuer", "must not be empty");
 
     table_reader sec(table("secrets"), "secrets", base);
-    sec.only({"backend", "file"});
+    sec.only({"backend", "allow_fallback", "file"});
     sec.string("backend", cfg.secrets.backend, false);
+    sec.boolean("allow_fallback", cfg.secrets.allow_fallback);
     if (sec.error().empty()) {
-        if (cfg.secrets.backend == "file") {
+        const std::string& b = cfg.secrets.backend;
+        if (b == "file") {
             sec.path("file", cfg.secrets.file, true);
+        } else if (b == "tpm" || b == "encrypted-file") {
+            if (root.get("secrets") != nullptr && table("secrets")->get("file") != nullptr)
+                sec.fail("file", "only used with backend = \"file\" (see [fallback] file)");
         } else {
-            sec.fail("backend", fmt::format("unsupported backend \"{}\" (available: \"file\")", cfg.secrets.backend));
+            sec.fail("backend", fmt::format(
+                "unsupported backend \"{}\" (available: \"tpm\", \"encrypted-file\", \"file\")", b));
         }
+        if (b != "tpm" && cfg.secrets.allow_fallback)
+            sec.fail("allow_fallback", "only meaningful with backend = \"tpm\"");
     }
 
-    for (const table_reader* r : {&agent, &ipc, &lic, &sec}) {
+    table_reader tpm(table("tpm"), "tpm", base);
+    tpm.only({"tcti", "primary_handle", "agent_key_handle", "nv_index", "pcr_policy", "timeout_ms"});
+    tpm.string("tcti", cfg.tpm.tcti, false);
+    tpm.handle("primary_handle", cfg.tpm.primary_handle, 0x81000000u, 0x81FFFFFFu);
+    cfg.tpm.agent_key_handle = cfg.tpm.primary_handle + 1;
+    tpm.handle("agent_key_handle", cfg.tpm.agent_key_handle, 0x81000000u, 0x81FFFFFFu);
+    tpm.handle("nv_index", cfg.tpm.nv_index, 0x01000000u, 0x01FFFFFFu);
+    tpm.string("pcr_policy", cfg.tpm.pcr_policy, false);
+    tpm.integer("timeout_ms", cfg.tpm.timeout_ms, 100, 600'000);
+    if (tpm.error().empty() && cfg.tpm.tcti.empty()) tpm.fail("tcti", "must not be empty");
+    if (tpm.error().empty() && cfg.tpm.agent_key_handle == cfg.tpm.primary_handle)
+        tpm.fail("agent_key_handle", "must differ from primary_handle");
+
+    table_reader fb(table("fallback"), "fallback", base);
+    fb.only({"file", "key_file", "kdf"});
+    const bool fallback_used = cfg.secrets.backend == "encrypted-file" || cfg.secrets.allow_fallback;
+    fb.path("file", cfg.fallback.file, false);
+    if (cfg.fallback.file.empty() && !cfg.state_dir.empty()) cfg.fallback.file = cfg.state_dir / "secret.enc";
+    fb.path("key_file", cfg.fallback.key_file, fallback_used);
+    fb.string("kdf", cfg.fallback.kdf, false);
+    if (fb.error().empty() && cfg.fallback.kdf != "argon2id" && cfg.fallback.kdf != "pbkdf2-sha256")
+        fb.fail("kdf", fmt::format("expected \"argon2id\" or \"pbkdf2-sha256\", got \"{}\"", cfg.fallback.kdf));
+    if (fb.error().empty() && fallback_used && cfg.fallback.key_file == cfg.fallback.file)
+        fb.fail("key_file", "must not be the same file as fallback.file");
+
+    for (const table_reader* r : {&agent, &ipc, &lic, &sec, &tpm, &fb}) {
         if (!r->error().empty()) return err(fmt::format("{}: {}", file, r->error()));
     }
     return cfg;
@@ -214,9 +276,27 @@ expected<agent_config, std::string> load_config(const std::filesystem::path& pat
     return parse_config(*text, path);
 }
 
-std::unique_ptr<secret_store> make_secret_store(const secrets_config& cfg) {
-    // load_config admits only "file" today; TPM and encrypted-file stores will branch here.
-    return std::make_unique<file_secret_store>(cfg.file);
+expected<std::uint32_t, std::string> parse_tpm_handle(std::string_view text) {
+    const auto bad = [&] {
+        return err(fmt::format("expected a hex handle like \"0x81010001\", got \"{}\"", text));
+    };
+    if (text.size() < 3 || text.size() > 10 || text[0] != '0' || (text[1] != 'x' && text[1] != 'X'))
+        return bad();
+    std::uint32_t v = 0;
+    for (const char c : text.substr(2)) {
+        unsigned d = 0;
+        if (c >= '0' && c <= '9') {
+            d = static_cast<unsigned>(c - '0');
+        } else if (c >= 'a' && c <= 'f') {
+            d = static_cast<unsigned>(c - 'a' + 10);
+        } else if (c >= 'A' && c <= 'F') {
+            d = static_cast<unsigned>(c - 'A' + 10);
+        } else {
+            return bad();
+        }
+        v = v * 16 + d;
+    }
+    return v;
 }
 
 }  // namespace la::core

@@ -182,7 +182,8 @@ expected<signing_key_set, std::string> load_signing_keys(const std::filesystem::
     return parse_signing_keys(*text, path.string());
 }
 
-expected<secret_set, std::string> parse_secrets(std::span<char> text, std::string_view source) {
+expected<void, std::string> for_each_secret(std::span<char> text, std::string_view source,
+                                            const secret_visitor& visit) {
     auto toks = tokens_for(text.size());
     const json::parse_result pr = json::parse(text, toks);
     if (pr.err != json::error::none) return err(parse_error_text(source, pr));
@@ -193,7 +194,6 @@ expected<secret_set, std::string> parse_secrets(std::span<char> text, std::strin
     auto raw = crypto::secure_buffer::allocate(33);
     if (!raw) return err(fmt::format("{}: cannot allocate secure memory: {}", source, raw.error().message()));
 
-    secret_set set;
     std::size_t index = 0;
     for (const json::member m : d.children(keys)) {
         const std::size_t k = m.value;
@@ -213,9 +213,6 @@ expected<secret_set, std::string> parse_secrets(std::span<char> text, std::strin
             crypto::secure_zero(raw->data(), raw->size());
             return err(fmt::format("{}: \"k\" must be base64url of 32 bytes", where));
         }
-        auto key = crypto::aes256_gcm_key::create(raw->bytes().first(32));
-        crypto::secure_zero(raw->data(), raw->size());
-        if (!key) return err(fmt::format("{}: cannot load the key: {}", where, key.error().message()));
         secret_meta meta;
         for (auto [name, field] : {std::pair{"valid_from", &meta.valid_from},
                                    std::pair{"valid_until", &meta.valid_until},
@@ -232,13 +229,28 @@ expected<secret_set, std::string> parse_secrets(std::span<char> text, std::strin
             else if (state == "invalidated") meta.state = secret_state::invalidated;
             else return err(fmt::format("{}: \"state\" must be \"active\", \"grace\" or \"invalidated\"", where));
         }
-        auto added = set.add(version, std::move(*key), meta);
-        if (!added) return err(fmt::format("{}: {}", where, added.error()));
+        if (meta.grace_until < meta.valid_until)
+            return err(fmt::format("{}: grace_until is before valid_until", where));
+        auto visited = visit(version, raw->bytes().first(32), meta);
+        crypto::secure_zero(raw->data(), raw->size());
+        if (!visited) return err(fmt::format("{}: {}", where, visited.error()));
     }
-    return set;
+    return {};
 }
 
-secret_store::~secret_store() = default;
+expected<secret_set, std::string> parse_secrets(std::span<char> text, std::string_view source) {
+    secret_set set;
+    auto visited = for_each_secret(
+        text, source,
+        [&set](std::uint64_t version, std::span<const std::byte> key,
+               const secret_meta& meta) -> expected<void, std::string> {
+            auto k = crypto::aes256_gcm_key::create(key);
+            if (!k) return err(fmt::format("cannot load the key: {}", k.error().message()));
+            return set.add(version, std::move(*k), meta);
+        });
+    if (!visited) return err(std::move(visited.error()));
+    return set;
+}
 
 expected<secret_set, std::string> file_secret_store::load() {
     auto buf = detail::read_secret_file(path_);

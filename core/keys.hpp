@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <span>
@@ -56,6 +57,8 @@ struct secret_meta {
     std::int64_t valid_until = std::numeric_limits<std::int64_t>::max();  ///< then GRACE
     std::int64_t grace_until = std::numeric_limits<std::int64_t>::max();  ///< then EXPIRED
     secret_state state = secret_state::active;
+
+    friend bool operator==(const secret_meta&, const secret_meta&) = default;
 };
 
 /// AES-256-GCM secrets by version (the sealed token's decimal `kid`). Move-only because
@@ -105,27 +108,26 @@ expected<signing_key_set, std::string> parse_signing_keys(std::string_view json,
 /// Reads and parses a signing-key JWK Set file (public material: any mode is accepted).
 expected<signing_key_set, std::string> load_signing_keys(const std::filesystem::path& path);
 
+/// Called once per secret of a JWK Set; `key` (32 bytes, secure memory) is wiped after the call.
+using secret_visitor = std::function<expected<void, std::string>(
+    std::uint64_t version, std::span<const std::byte> key, const secret_meta& meta)>;
+
+/// Parses a JWK Set of oct secrets in place (see parse_secrets) and calls `visit` for each, in
+/// document order; the first error (the document's or visit's, prefixed with the key's place) stops.
+expected<void, std::string> for_each_secret(std::span<char> json, std::string_view source,
+                                            const secret_visitor& visit);
+
 /// Parses a JWK Set of {"kty":"oct","kid":"<version>","k":"<base64url of 32 bytes>"} in place;
 /// decoded key bytes only ever live in secure memory. `source` names the document in errors.
 expected<secret_set, std::string> parse_secrets(std::span<char> json, std::string_view source);
 
-/// Where the agent's secrets come from (file now; TPM and encrypted file later).
-class secret_store {
-public:
-    virtual ~secret_store();
-    /// Loads every secret currently held. Errors: human text naming the source and the key.
-    virtual expected<secret_set, std::string> load() = 0;
-    /// Backend name as written in the config ("file", ...).
-    virtual std::string_view backend() const noexcept = 0;
-};
-
 /// Secrets from an owner-only JWK Set file (refused when group/other may read or write it).
-class file_secret_store final : public secret_store {
+class file_secret_store {
 public:
     /// Remembers the path; nothing is read until load().
     explicit file_secret_store(std::filesystem::path path) : path_(std::move(path)) {}
-    expected<secret_set, std::string> load() override;
-    std::string_view backend() const noexcept override { return "file"; }
+    /// Reads and parses the file. Errors: human text naming the file and the key.
+    expected<secret_set, std::string> load();
 
 private:
     std::filesystem::path path_;

@@ -24,6 +24,7 @@
 #include "io/scope.hpp"
 #include "io/signals.hpp"
 #include "net/server.hpp"
+#include "tpm/custody.hpp"
 
 namespace la::net {
 namespace {
@@ -47,19 +48,18 @@ constexpr std::string_view usage =
     "  --version        print the version\n"
     "Signals: SIGTERM/SIGINT stop gracefully; SIGHUP reloads signing keys and secrets.\n";
 
-struct key_material {
-    core::signing_key_set signing;
-    core::secret_set secrets;
-};
+core::expected<core::signing_key_set, std::string> load_signing(const core::agent_config& cfg) {
+    return core::load_signing_keys(cfg.licenses.signing_keys);
+}
 
-core::expected<key_material, std::string> load_keys(const core::agent_config& cfg) {
-    auto signing = core::load_signing_keys(cfg.licenses.signing_keys);
-    if (!signing) return core::unexpected<std::string>(signing.error());
-    auto store = core::make_secret_store(cfg.secrets);
-    if (!store) return core::unexpected<std::string>("secrets.backend: unsupported backend");
-    auto secrets = store->load();
-    if (!secrets) return core::unexpected<std::string>(secrets.error());
-    return key_material{std::move(*signing), std::move(*secrets)};
+// One line of JSON text for an ADMIN_OK error reply.
+std::string admin_error(std::string_view text) {
+    std::string out = R"({"ok":false,"error":")";
+    for (const char c : text) {
+        if (c == '"' || c == '\\') out += '\\';
+        if (static_cast<unsigned char>(c) >= 0x20) out += c;
+    }
+    return out + "\"}";
 }
 
 // The completion queue must hold one pending recv per connection plus sends, accepts and
@@ -77,10 +77,12 @@ struct agent {
     core::engine& engine;
     server& srv;
     io::signal_set& signals;
-    io::worker_thread& worker;  ///< blocking work (key files now, the TPM later) runs here
+    io::worker_thread& worker;  ///< blocking work (key files, key derivation) runs here
+    tpm::custody& custody;
     std::stop_source& stop;
-    std::size_t signing_keys;
+    core::signing_key_set signing;  ///< kept: replace_keys takes both sets
     std::size_t secrets;
+    bool changing = false;  ///< a secret change is in progress (one at a time)
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 
     std::string status_json() const {
@@ -99,11 +101,13 @@ struct agent {
             "\"connections\":{},\"accepted\":{},\"unauthorized\":{},\"busy_refusals\":{},"
             "\"protocol_errors\":{},\"idle_closed\":{},\"requests\":{},\"validations\":{},"
             "\"valid\":{},\"invalid\":{},\"cache_hits\":{},\"cache_misses\":{},"
-            "\"signing_keys\":{},\"secrets\":{},\"secrets_backend\":\"{}\",\"by_status\":{{{}}}}}",
+            "\"signing_keys\":{},\"secrets\":{},\"secrets_backend\":\"{}\",\"tpm_available\":{},"
+            "\"by_status\":{{{}}},\"custody\":{}}}",
             LA_VERSION, json_escape(cfg.agent_id), uptime.count(), ::getpid(), s.active, s.accepted,
             s.unauthorized, s.busy_refusals, s.protocol_errors, s.idle_closed, s.requests,
-            e.validations, e.valid, e.invalid, e.cache_hits, e.cache_misses, signing_keys, secrets,
-            cfg.secrets.backend, by_status);
+            e.validations, e.valid, e.invalid, e.cache_hits, e.cache_misses, signing.size(), secrets,
+            custody.backend(), custody.tpm_available() ? "true" : "false", by_status,
+            custody.status_json());
     }
 
     static std::string json_escape(std::string_view in) {
@@ -121,6 +125,69 @@ struct agent {
         return out;
     }
 
+    // Signing keys are read off the ring thread, secrets through custody; a failed reload
+    // keeps the keys in service.
+    io::task<void> reload() {
+        const core::agent_config* config = &cfg;
+        auto fresh = co_await io::offload(worker, [config] { return load_signing(*config); });
+        if (!fresh) {
+            log("error", "reload failed, keeping the current keys: {}", fresh.error());
+            co_return;
+        }
+        auto opened = co_await custody.reload();
+        if (!opened) {
+            log("error", "reload failed, keeping the current keys: {}", opened.error());
+            co_return;
+        }
+        signing = std::move(*fresh);
+        install(std::move(*opened));
+        log("info", "reloaded {} signing keys and {} secrets", signing.size(), secrets);
+    }
+
+    void install(core::secret_set s) {
+        secrets = s.size();
+        engine.replace_keys(signing, std::move(s));
+    }
+
+    // ADMIN commands (admin socket only; the server checked the peer's uid).
+    io::task<std::string> admin(std::string_view op, std::span<const std::byte> payload) {
+        if (op == "tpm-status") {
+            co_await custody.probe();
+            co_return R"({"ok":true,"custody":)" + custody.status_json() + "}";
+        }
+        if (op != "tpm-provision" && op != "secrets-import")
+            co_return admin_error(fmt::format("unknown admin command \"{}\" (tpm-status, "
+                                              "tpm-provision, secrets-import)", op));
+        if (changing) co_return admin_error("another secret change is in progress: retry");
+        changing = true;
+        std::string reply;
+        if (op == "tpm-provision") {
+            reply = co_await custody.provision_json();
+        } else {
+            // Parsed in place, so into secure memory first; wiped when it goes.
+            auto text = crypto::secure_buffer::allocate(std::max<std::size_t>(payload.size(), 1));
+            if (!text) {
+                reply = admin_error("out of secure memory");
+            } else {
+                std::memcpy(text->data(), payload.data(), payload.size());
+                const std::span<char> jwks(reinterpret_cast<char*>(text->data()), payload.size());
+                auto imported = co_await custody.import(jwks, "import");
+                if (!imported) {
+                    log("error", "secrets import refused: {}", imported.error());
+                    reply = admin_error(imported.error());
+                } else {
+                    install(std::move(*imported));
+                    log("info", "secrets imported: {} secrets in service (generation {})", secrets,
+                        custody.manager().metadata().generation);
+                    reply = fmt::format(R"({{"ok":true,"secrets":{},"generation":{}}})", secrets,
+                                        custody.manager().metadata().generation);
+                }
+            }
+        }
+        changing = false;
+        co_return reply;
+    }
+
     // SIGHUP reloads key material; a failed reload keeps the keys in service.
     io::task<void> handle_signals() {
         for (;;) {
@@ -131,17 +198,7 @@ struct agent {
                 co_return;
             }
             if (*sig == SIGHUP) {
-                // Read and parse off the ring thread; install on it (the engine is single-threaded).
-                const core::agent_config* config = &cfg;
-                auto keys = co_await io::offload(worker, [config] { return load_keys(*config); });
-                if (!keys) {
-                    log("error", "reload failed, keeping the current keys: {}", keys.error());
-                    continue;
-                }
-                signing_keys = keys->signing.size();
-                secrets = keys->secrets.size();
-                engine.replace_keys(std::move(keys->signing), std::move(keys->secrets));
-                log("info", "reloaded {} signing keys and {} secrets", signing_keys, secrets);
+                co_await reload();
                 continue;
             }
             log("info", "{} received: stopping (finishing requests in flight)", ::strsignal(*sig));
@@ -161,6 +218,21 @@ io::task<void> sweep_secrets(agent& a, const std::stop_token* stop) {
     }
 }
 
+// The TPM's health is re-read every 30 s (each probe bounded by tpm.timeout_ms), so status and
+// metrics show a TPM that stopped answering; validations never wait for it.
+io::task<void> watch_tpm(agent& a, const std::stop_token* stop) {
+    bool was = a.custody.tpm_available();
+    for (;;) {
+        auto slept = co_await io::sleep_for(std::chrono::seconds(30), stop);
+        if (!slept) co_return;
+        co_await a.custody.probe();
+        const bool now = a.custody.tpm_available();
+        if (now != was)
+            log(now ? "info" : "error", "TPM {}", now ? "answers again" : "stopped answering");
+        was = now;
+    }
+}
+
 io::task<void> run(agent& a, listener& main_socket, listener& admin_socket) {
     const std::stop_token token = a.stop.get_token();
     io::task_scope scope;
@@ -168,6 +240,7 @@ io::task<void> run(agent& a, listener& main_socket, listener& admin_socket) {
     scope.spawn(a.srv.serve(admin_socket, role::admin, &token));
     scope.spawn(a.handle_signals());
     scope.spawn(sweep_secrets(a, &token));
+    if (a.cfg.secrets.backend == "tpm") scope.spawn(watch_tpm(a, &token));
     co_await scope.join();
 }
 
@@ -220,24 +293,19 @@ int run_agent(int argc, char** argv) {
         log("error", "{}", cfg.error());
         return 2;
     }
-    auto keys = load_keys(*cfg);
-    if (!keys) {
-        log("error", "{}", keys.error());
+    auto signing = load_signing(*cfg);
+    if (!signing) {
+        log("error", "{}", signing.error());
         return 2;
     }
-    if (check_only) {
-        fmt::print("configuration OK: {} signing keys, {} secrets\n", keys->signing.size(),
-                   keys->secrets.size());
-        return 0;
-    }
-    if (::mkdir(cfg->state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    if (!check_only && ::mkdir(cfg->state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
         log("error", "agent.state_dir {}: {}", cfg->state_dir.string(), std::strerror(errno));
         return 1;
     }
+    if (!check_only) raise_fd_limit(cfg->ipc.max_connections);
 
-    raise_fd_limit(cfg->ipc.max_connections);
-
-    // Signals are blocked before any thread starts, so they all inherit the mask.
+    // Signals are blocked before any thread starts (the TPM's, the worker's), so they all
+    // inherit the mask.
     auto signals = io::signal_set::open({SIGTERM, SIGINT, SIGHUP});
     if (!signals) {
         log("error", "signalfd: {}", signals.error().message());
@@ -252,12 +320,33 @@ int run_agent(int argc, char** argv) {
     }
 
     io::system_clock clock;
-    const std::size_t signing_count = keys->signing.size();
-    const std::size_t secret_count = keys->secrets.size();
+    io::worker_thread worker("la-keys");
+    const auto mode = check_only ? tpm::custody_mode::inspect : tpm::custody_mode::serve;
+    auto opened = (*ring)->run(tpm::custody::open(*cfg, worker, clock, mode));
+    if (!opened) {
+        log("error", "secrets: {}", opened.error());
+        return 2;
+    }
+    tpm::custody& custody = **opened;
+    for (const std::string& note : custody.manager().report().notes)
+        log(custody.manager().report().outcome == core::state_outcome::tampering ? "error" : "warning",
+            "state: {}", note);
+    if (custody.reason() != "configured")
+        log("warning", "secrets backend {} ({})", custody.backend(), custody.reason());
+    if (check_only) {
+        fmt::print("configuration OK: {} signing keys, secrets backend {} ({}), {} secrets at generation {}\n",
+                   signing->size(), custody.backend(), custody.reason(),
+                   custody.metadata().secrets.size(), custody.metadata().generation);
+        return 0;
+    }
+
+    const std::size_t signing_count = signing->size();
+    core::secret_set secrets = custody.take_secrets();
+    const std::size_t secret_count = secrets.size();
     core::engine engine(
         core::engine_options{cfg->licenses.issuer, cfg->licenses.leeway_seconds,
                              cfg->licenses.instance, cfg->licenses.cache_entries},
-        std::move(keys->signing), std::move(keys->secrets), clock);
+        *signing, std::move(secrets), clock);
 
     auto main_socket = listener::bind(cfg->ipc.socket, cfg->ipc.socket_mode);
     if (!main_socket) {
@@ -271,18 +360,20 @@ int run_agent(int argc, char** argv) {
     }
 
     std::stop_source stop;
-    const agent* status_source = nullptr;  // set below: the server and the agent refer to each other
+    agent* self = nullptr;  // set below: the server and the agent refer to each other
     server srv(server_options{cfg->ipc.allowed_uids, cfg->ipc.admin_uids, cfg->ipc.max_connections,
                               std::chrono::milliseconds(cfg->ipc.idle_timeout_ms),
                               cfg->ipc.max_pipeline},
-               engine, [&status_source] { return status_source->status_json(); });
-    io::worker_thread worker("la-keys");
-    agent a{*cfg, engine, srv, *signals, worker, stop, signing_count, secret_count};
-    status_source = &a;
+               engine, [&self] { return self->status_json(); },
+               [&self](std::string_view op, std::span<const std::byte> payload) {
+                   return self->admin(op, payload);
+               });
+    agent a{*cfg, engine, srv, *signals, worker, custody, stop, std::move(*signing), secret_count};
+    self = &a;
 
     log("info", "ready: agent {} on {} (admin {}), {} signing keys, {} secrets ({} backend)",
         cfg->agent_id, cfg->ipc.socket.string(), cfg->ipc.admin_socket.string(), signing_count,
-        secret_count, cfg->secrets.backend);
+        secret_count, custody.backend());
     (*ring)->run(run(a, *main_socket, *admin_socket));
     log("info", "stopped: {} requests answered", srv.stats().requests);
     return 0;

@@ -223,6 +223,43 @@ std::size_t encode_status_ok(std::span<std::byte> out, std::string_view json) no
     return total;
 }
 
+std::size_t encode_admin_ok(std::span<std::byte> out, std::string_view json) noexcept {
+    const std::size_t total = frame_fits(out, json.size());
+    if (total == 0) return 0;
+    frame_writer w(out.data());
+    w.header(msg_type::admin_ok, json.size());
+    w.text(json);
+    return total;
+}
+
+core::result<admin_body> decode_admin(std::span<const std::byte> body) noexcept {
+    constexpr std::size_t max_op = 64;
+    std::size_t n = 0;
+    while (n < body.size() && n <= max_op) {
+        const char c = static_cast<char>(body[n]);
+        if (c == '\n') break;
+        if (!((c >= 'a' && c <= 'z') || c == '-')) return core::fail(std::errc::invalid_argument);
+        ++n;
+    }
+    if (n == 0 || n > max_op || n == body.size()) return core::fail(std::errc::invalid_argument);
+    return admin_body{std::string_view(reinterpret_cast<const char*>(body.data()), n),
+                      body.subspan(n + 1)};
+}
+
+std::size_t encode_admin(std::span<std::byte> out, std::string_view op,
+                         std::span<const std::byte> payload) noexcept {
+    const std::size_t body = op.size() + 1 + payload.size();
+    if (body > max_body) return 0;
+    const std::size_t total = frame_fits(out, body);
+    if (total == 0) return 0;
+    frame_writer w(out.data());
+    w.header(msg_type::admin, body);
+    w.text(op);
+    w.text("\n");
+    w.bytes(payload);
+    return total;
+}
+
 std::size_t encode_validate(std::span<std::byte> out, std::span<const std::byte, nonce_size> nonce,
                             std::string_view token, std::string_view product,
                             std::string_view feature, std::string_view instance) noexcept {

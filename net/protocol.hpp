@@ -50,9 +50,11 @@ enum class msg_type : std::uint8_t {
     hello = 0x01,
     validate = 0x02,
     status = 0x03,
+    admin = 0x04,
     hello_ok = 0x81,
     result = 0x82,
     status_ok = 0x83,
+    admin_ok = 0x84,
     error = 0xFF,
 };
 
@@ -128,6 +130,24 @@ std::size_t encode_status_ok(std::span<std::byte> out, std::string_view json) no
 std::size_t encode_validate(std::span<std::byte> out, std::span<const std::byte, nonce_size> nonce,
                             std::string_view token, std::string_view product,
                             std::string_view feature, std::string_view instance) noexcept;
+
+/// ADMIN_OK with a JSON object as body ({"ok":true,...} or {"ok":false,"error":"..."}).
+/// 0 when json exceeds max_body.
+std::size_t encode_admin_ok(std::span<std::byte> out, std::string_view json) noexcept;
+
+/// An ADMIN request: the command name, then '\n', then its payload (e.g. a JWK Set to import).
+struct admin_body {
+    std::string_view op;
+    std::span<const std::byte> payload;
+};
+
+/// Decodes an ADMIN body. Errors: std::errc::invalid_argument without a '\n' after a 1..64
+/// byte command name of [a-z-].
+core::result<admin_body> decode_admin(std::span<const std::byte> body) noexcept;
+
+/// ADMIN request (client side): `op`, '\n', `payload`. 0 when it does not fit one frame.
+std::size_t encode_admin(std::span<std::byte> out, std::string_view op,
+                         std::span<const std::byte> payload) noexcept;
 
 /// STATUS request (empty body).
 std::size_t encode_status_request(std::span<std::byte> out) noexcept;

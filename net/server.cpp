@@ -9,7 +9,10 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <optional>
+#include <string>
 
+#include "crypto/secure_buffer.hpp"
 #include "io/ops.hpp"
 #include "net/protocol.hpp"
 
@@ -91,8 +94,8 @@ void listener::close() noexcept {
     if (!path_.empty()) ::unlink(path_.c_str());
 }
 
-server::server(server_options opts, core::engine& engine, status_provider status)
-    : opts_(std::move(opts)), engine_(engine), status_(std::move(status)) {}
+server::server(server_options opts, core::engine& engine, status_provider status, admin_handler admin)
+    : opts_(std::move(opts)), engine_(engine), status_(std::move(status)), admin_(std::move(admin)) {}
 
 bool server::uid_allowed(uid_t uid, role r) const noexcept {
     auto in = [uid](const std::vector<uid_t>& v) { return std::find(v.begin(), v.end(), uid) != v.end(); };
@@ -211,6 +214,7 @@ io::task<void> server::connection(io::unique_fd fd, role r, watch_list* watch) {
     const io::op_options recv_opts{std::nullopt, &me.recv_token};
     const io::op_options send_opts{std::nullopt, &me.send_token};
     std::chrono::steady_clock::time_point partial_since{};  // first byte of an incomplete frame
+    std::size_t admin_size = 0;
 
     for (;;) {
         // 1. Answer complete frames until the batch is full (room for a worst-case answer and
@@ -219,6 +223,7 @@ io::task<void> server::connection(io::unique_fd fd, role r, watch_list* watch) {
         std::size_t out_len = 0;
         std::size_t queued = 0;
         bool batch_full = false;
+        std::optional<crypto::secure_buffer> admin_request;  // an ADMIN frame's body, run below
         while (!closing) {
             if (out_capacity - out_len < max_wire_frame || queued >= opts_.max_pipeline) {
                 batch_full = true;
@@ -227,6 +232,27 @@ io::task<void> server::connection(io::unique_fd fd, role r, watch_list* watch) {
             frame_view frame{};
             const auto state = peek_frame(std::span(in.get() + pos, in_len - pos), frame);
             if (state == frame_state::need_more) break;
+            if (state == frame_state::ready && r == role::admin &&
+                frame.type == static_cast<std::uint8_t>(msg_type::admin) &&
+                frame.version >= min_protocol_version && frame.version <= max_protocol_version) {
+                // Runs after this batch's earlier answers are encoded, so replies stay in order.
+                // Its payload may be a JWK Set of secrets: moved to secure memory, wiped here.
+                ++stats_.requests;
+                auto copy = crypto::secure_buffer::allocate(std::max<std::size_t>(frame.body.size(), 1));
+                if (copy) {
+                    std::memcpy(copy->data(), frame.body.data(), frame.body.size());
+                    admin_request.emplace(std::move(*copy));
+                    admin_size = frame.body.size();
+                }
+                crypto::secure_zero(in.get() + pos, frame.total_size);
+                pos += frame.total_size;
+                ++queued;
+                if (!admin_request)
+                    out_len += encode_error(std::span(out.get() + out_len, out_capacity - out_len),
+                                            core::status::internal_error, "out of secure memory");
+                batch_full = true;  // read nothing more until the reply is out
+                break;
+            }
             const std::size_t before = out_len;
             answer(state, frame, r, std::span(out.get() + out_len, out_capacity - out_len), out_len);
             if (state != frame_state::ready) {
@@ -240,6 +266,23 @@ io::task<void> server::connection(io::unique_fd fd, role r, watch_list* watch) {
         if (pos > 0) {
             std::memmove(in.get(), in.get() + pos, in_len - pos);
             in_len -= pos;
+        }
+        if (admin_request) {
+            const auto body = decode_admin(admin_request->bytes().first(admin_size));
+            std::string reply;
+            if (!body) {
+                ++stats_.protocol_errors;
+                reply = R"({"ok":false,"error":"malformed ADMIN request: expected a command name, a newline, then its payload"})";
+            } else if (!admin_) {
+                reply = R"({"ok":false,"error":"no admin commands on this agent"})";
+            } else {
+                reply = co_await admin_(body->op, body->payload);
+            }
+            admin_request.reset();
+            const std::span<std::byte> dst(out.get() + out_len, out_capacity - out_len);
+            std::size_t n = encode_admin_ok(dst, reply);
+            if (n == 0) n = encode_error(dst, core::status::internal_error, "admin reply too large");
+            out_len += n;
         }
 
         // 2. Send the batch, all of it within one idle_timeout (5 s while stopping): a peer
@@ -351,6 +394,10 @@ void server::answer(frame_state state, const frame_view& frame, role r, std::spa
             }
             break;
         }
+        case msg_type::admin:
+            // Admin connections never get here (connection() runs ADMIN frames itself).
+            n = encode_error(dst, core::status::unauthorized, "ADMIN is served on the admin socket");
+            break;
         case msg_type::status: {
             // Counters and the agent's identity are for operators: admin socket only. Not the
             // hot path: building the JSON may allocate.

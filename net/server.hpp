@@ -75,8 +75,13 @@ class server {
 public:
     /// Builds the STATUS answer (a JSON object) on demand; runs on the ring thread.
     using status_provider = std::function<std::string()>;
+    /// Runs one ADMIN command (op, payload) and returns the ADMIN_OK JSON; runs on the ring
+    /// thread and may suspend (TPM work). The payload may hold secrets: it lives in secure memory.
+    using admin_handler = std::function<io::task<std::string>(std::string_view op,
+                                                              std::span<const std::byte> payload)>;
 
-    server(server_options opts, core::engine& engine, status_provider status);
+    server(server_options opts, core::engine& engine, status_provider status,
+           admin_handler admin = {});
 
     /// Accepts on `l` until `stop` is requested, then waits for every connection to finish
     /// its complete requests and close. Connections of an `admin` listener need an admin uid.
@@ -101,6 +106,7 @@ private:
     server_options opts_;
     core::engine& engine_;
     status_provider status_;
+    admin_handler admin_;
     server_stats stats_;
 };
 

@@ -44,9 +44,32 @@ core::result<ESYS_CONTEXT*> esys_session::context() {
         close();
         return fail_rc(rc);
     }
+    flush_leftovers();
     opens_.fetch_add(1, std::memory_order_relaxed);
     fresh_ = true;
     return ctx_;
+}
+
+// A previous agent killed mid-call (kill -9, power cut of the process only) leaves its transient
+// objects and sessions loaded: without a resource manager (swtpm, /dev/tpm0) they would fill the
+// TPM's few slots after a handful of crashes. Behind /dev/tpmrm0 the list only shows this
+// connection's handles (none yet), so this is a no-op there.
+void esys_session::flush_leftovers() noexcept {
+    for (const TPM2_HANDLE first : {TPM2_TRANSIENT_FIRST, TPM2_LOADED_SESSION_FIRST}) {
+        TPMS_CAPABILITY_DATA* raw = nullptr;
+        TPMI_YES_NO more = TPM2_NO;
+        if (Esys_GetCapability(ctx_, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, TPM2_CAP_HANDLES,
+                               first, TPM2_MAX_CAP_HANDLES, &more, &raw) != TSS2_RC_SUCCESS)
+            continue;
+        esys_ptr<TPMS_CAPABILITY_DATA> data(raw);
+        for (std::uint32_t i = 0; i < data->data.handles.count; ++i) {
+            ESYS_TR tr = ESYS_TR_NONE;
+            if (Esys_TR_FromTPMPublic(ctx_, data->data.handles.handle[i], ESYS_TR_NONE, ESYS_TR_NONE,
+                                      ESYS_TR_NONE, &tr) != TSS2_RC_SUCCESS)
+                continue;
+            if (Esys_FlushContext(ctx_, tr) != TSS2_RC_SUCCESS) (void)Esys_TR_Close(ctx_, &tr);
+        }
+    }
 }
 
 void esys_session::close() noexcept {

@@ -70,6 +70,7 @@ public:
 
 private:
     void close() noexcept;
+    void flush_leftovers() noexcept;
 
     std::string tcti_;
     TSS2_TCTI_CONTEXT* tcti_ctx_ = nullptr;

@@ -1,9 +1,8 @@
-// The "encrypted-file" secret backend: the JWK Set of secrets kept in `secret.enc`,
-// AES-256-GCM under a key derived (Argon2id or PBKDF2-SHA256) from random key material
-// in a separate owner-only key file. Used where no TPM is present or allowed.
+// The "encrypted-file" custody backend: the vault metadata and the secrets' keys kept in
+// `secret.enc`, AES-256-GCM under a key derived (Argon2id or PBKDF2-SHA256) from random key
+// material in a separate owner-only key file. Used where no TPM is present or allowed.
+// Also: sealing other blobs at rest under the same key file (the agent's RSA private key).
 #pragma once
-
-#include <sys/types.h>
 
 #include <cstddef>
 #include <cstdint>
@@ -11,55 +10,64 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <system_error>
+#include <thread>
+#include <vector>
 
-#include "core/keys.hpp"
 #include "core/result.hpp"
+#include "core/vault.hpp"
 #include "crypto/secure_buffer.hpp"
+#include "io/offload.hpp"
+#include "io/task.hpp"
 
 namespace la::core {
 
-/// How the key-encryption key is derived from the key file; the id is stored in secret.enc.
+/// How the key-encryption key is derived from the key file; the id is stored in each file.
 enum class kdf_kind : std::uint8_t {
     argon2id = 1,       ///< Argon2id t=2, m=19 MiB, p=1 (OWASP minimum; modest for POS boxes)
     pbkdf2_sha256 = 2,  ///< PBKDF2-HMAC-SHA256, 600,000 iterations (OWASP 2023)
 };
 
-/// Whether write_file_atomic may replace an existing file.
-enum class write_mode : bool { replace, create_new };
-
-/// Writes data to path crash-safely: a 0600 temp file in the same directory, write, fsync,
-/// rename (create_new: link, which refuses an existing path), directory fsync. The temp file
-/// is removed on every failure. Errors name the path and the failed step.
-/// A separate function so the lead can move it onto the io executor (and fault injection).
-expected<void, std::string> write_file_atomic(const std::filesystem::path& path, std::span<const std::byte> data,
-                                              write_mode mode = write_mode::replace);
-
-/// Secrets from `secret.enc`, decrypted with a key derived from an owner-only key file.
-/// Plaintext (key material, the KEK, the JWK Set) only ever lives in crypto::secure_buffer.
-/// Thread: one caller at a time (startup and admin paths).
-class encrypted_file_store final : public secret_store {
+/// The vault in `secret.enc`, whose authenticated content is the whole vault_metadata plus the
+/// key of every secret not expired. Rewritten whole (fresh salt and nonce) by each commit.
+/// Files go through the executor; key derivation and AES-GCM run on `worker`.
+/// Plaintext (key material, KEKs, keys) only ever lives in crypto::secure_buffer.
+/// Thread: the ring thread of the manager, one operation at a time.
+class encrypted_file_vault final : public secret_vault {
 public:
-    /// Remembers the paths and the KDF used by save(); nothing is read until load().
-    encrypted_file_store(std::filesystem::path enc_file, std::filesystem::path key_file,
-                         kdf_kind kdf = kdf_kind::argon2id)
-        : enc_file_(std::move(enc_file)), key_file_(std::move(key_file)), kdf_(kdf) {}
+    /// Remembers the paths and the KDF used when writing; nothing is read until asked.
+    /// `worker` must outlive the vault.
+    encrypted_file_vault(std::filesystem::path enc_file, std::filesystem::path key_file, kdf_kind kdf,
+                         io::worker_thread& worker);
 
-    /// Decrypts and parses secret.enc. Errors name the file: a key file open to group or
-    /// others, a malformed or truncated file, "authentication failed (wrong key file?)".
-    expected<secret_set, std::string> load() override;
     std::string_view backend() const noexcept override { return "encrypted-file"; }
 
-    /// Decrypts secret.enc and returns the JWK Set text (with its dates and states) in
-    /// secure memory, for the lifecycle code and re-encryption. Errors: as load().
-    expected<crypto::secure_buffer, std::string> load_jwks();
+    /// secret.enc's metadata. A missing secret.enc is generation 0, no secrets (the key file is
+    /// then not needed). Errors name the file: a missing or group/other-accessible key file,
+    /// a malformed or truncated file, "authentication failed (wrong key file?)".
+    io::task<expected<vault_metadata, std::string>> read_metadata() override;
 
-    /// Checks that jwks is a loadable JWK Set of oct secrets, then encrypts it under a fresh
-    /// salt and nonce and replaces secret.enc atomically. Errors name the file or the JWK.
-    expected<void, std::string> save(std::span<const std::byte> jwks);
+    /// The keys of meta's secrets that are not expired, with meta's dates and states.
+    /// Errors: as read_metadata, or the version missing from secret.enc.
+    io::task<expected<secret_set, std::string>> load(const vault_metadata& meta) override;
 
-    /// Creates a new key file (mode 0600, 32 random bytes as base64url after a header line).
-    /// Refuses an existing file: replacing key material would make secret.enc unreadable.
-    static expected<void, std::string> create_key_file(const std::filesystem::path& path);
+    /// Checks `added` (32-byte keys, distinct non-zero versions); writes nothing.
+    io::task<expected<void, std::string>> stage(std::span<const new_secret> added) override;
+
+    /// Rewrites secret.enc as `next`: kept keys from the current file, new ones from `added`.
+    /// Refuses a generation not above the current one, an added version not above the highest
+    /// ever committed, a kept version whose key the file lacks. Errors (including every I/O
+    /// failure, after undoing a rename that could not be made durable): the old file stays.
+    /// Crash point "file.encrypted": after encryption, before the write.
+    io::task<expected<void, std::string>> commit(const vault_metadata& next,
+                                                 std::span<const new_secret> added) override;
+
+    /// Creates the key file (0600, 32 random bytes) when missing; true when it did. Refuses a
+    /// key file open to group/others, a malformed one, and creating one while secret.enc exists
+    /// (its key file is lost: a new one could never open it).
+    io::task<expected<bool, std::string>> provision();
+
+    vault_health health() const override { return health_; }
 
     /// The secret.enc path.
     const std::filesystem::path& file() const noexcept { return enc_file_; }
@@ -67,9 +75,43 @@ public:
     const std::filesystem::path& key_file() const noexcept { return key_file_; }
 
 private:
+    struct current;  // secret.enc as read and decrypted (defined in the .cpp)
+    io::task<expected<current, std::string>> open_current(bool need_key);
+    io::task<std::string> undo_rename(const current& old, std::span<const std::byte> written, std::error_code cause);
+    void set_health(bool ok, std::string detail);
+
     std::filesystem::path enc_file_;
     std::filesystem::path key_file_;
+    std::string enc_path_, key_path_, dir_, name_;  // c_str()s handed to io ops
     kdf_kind kdf_;
+    io::worker_thread* worker_;
+    vault_health health_;
 };
+
+/// Reads an owner-only key file through the executor and returns its 32 bytes of key material
+/// in secure memory. Errors name the file (missing, mode open to group/others, malformed).
+io::task<expected<crypto::secure_buffer, std::string>> read_key_file(std::string_view path);
+
+/// Encrypts `plain` (1..64 KiB) under a key derived from `material` (read_key_file) with a fresh
+/// salt and nonce. `purpose` (e.g. "agent-key") is authenticated: the blob opens only for the
+/// same purpose, and never as a secret.enc (distinct magic). Blocking: run it on a worker.
+/// Errors name `name` (the file the blob is for).
+expected<std::vector<std::byte>, std::string> seal_with_key_file(const crypto::secure_buffer& material,
+                                                                 std::string_view purpose,
+                                                                 std::span<const std::byte> plain,
+                                                                 kdf_kind kdf, std::string_view name);
+
+/// Opens a seal_with_key_file blob into secure memory. Errors name `name`: malformed or
+/// truncated, "authentication failed (wrong key file?)" (also for another purpose).
+/// Blocking: run it on a worker.
+expected<crypto::secure_buffer, std::string> open_with_key_file(const crypto::secure_buffer& material,
+                                                                std::string_view purpose,
+                                                                std::span<const std::byte> blob,
+                                                                std::string_view name);
+
+namespace detail {
+/// Test hook: the thread that ran the latest key derivation.
+std::thread::id last_kdf_thread() noexcept;
+}  // namespace detail
 
 }  // namespace la::core

@@ -4,8 +4,76 @@
 
 #include <cstring>
 
+#include <fmt/format.h>
+
 namespace la::tpm {
 namespace {
+
+class seal_category_impl final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "tpm.seal"; }
+    std::string message(int ev) const override {
+        switch (static_cast<seal_errc>(ev)) {
+            case seal_errc::pcr_mismatch:
+                return "PCR policy not satisfied: the PCR values (or the PCR selection) differ "
+                       "from those the secret was sealed to";
+            case seal_errc::pcr_bank_inactive:
+                return "the PCR policy names a PCR bank or PCR the TPM does not have active";
+        }
+        return "unknown sealing error";
+    }
+};
+
+class pcr_policy_category_impl final : public std::error_category {
+public:
+    const char* name() const noexcept override { return "tpm.pcr_policy"; }
+    std::string message(int ev) const override {
+        switch (static_cast<pcr_policy_errc>(ev)) {
+            case pcr_policy_errc::malformed:
+                return "malformed PCR policy: expected <bank>:<PCR list>, like \"sha256:0,2,7\"";
+            case pcr_policy_errc::unknown_bank:
+                return "unknown PCR bank: expected sha1, sha256 or sha384";
+            case pcr_policy_errc::not_a_number: return "a PCR in the list is not a decimal number";
+            case pcr_policy_errc::out_of_range:
+                return fmt::format("a PCR number is out of range (0..{})", max_pcr);
+            case pcr_policy_errc::duplicate: return "a PCR is listed twice";
+            case pcr_policy_errc::empty_list: return "no PCR listed after the bank";
+        }
+        return "invalid PCR policy";
+    }
+};
+
+struct bank_name {
+    std::string_view name;
+    TPMI_ALG_HASH alg;
+};
+constexpr bank_name banks[] = {
+    {"sha1", TPM2_ALG_SHA1}, {"sha256", TPM2_ALG_SHA256}, {"sha384", TPM2_ALG_SHA384}};
+
+std::string_view trim(std::string_view s) noexcept {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+bool valid(const pcr_policy& p) noexcept {
+    if (p.empty()) return true;
+    if (p.mask >> (max_pcr + 1) != 0) return false;
+    for (const auto& b : banks)
+        if (b.alg == p.hash) return true;
+    return false;
+}
+
+// The policy as a TPML_PCR_SELECTION: one bank, three select bytes (PCRs 0..23).
+TPML_PCR_SELECTION selection(const pcr_policy& p) noexcept {
+    TPML_PCR_SELECTION sel{};
+    sel.count = 1;
+    sel.pcrSelections[0].hash = p.hash;
+    sel.pcrSelections[0].sizeofSelect = 3;
+    for (unsigned i = 0; i < 3; ++i)
+        sel.pcrSelections[0].pcrSelect[i] = static_cast<BYTE>((p.mask >> (8 * i)) & 0xFFu);
+    return sel;
+}
 
 constexpr std::uint32_t persistent_first = 0x81000000u;
 constexpr std::uint32_t persistent_last = 0x81FFFFFFu;
@@ -114,8 +182,11 @@ core::result<primary_info> provision_on(esys_session& s, std::uint32_t handle) {
     return describe(ctx, persistent.get(), handle, true);
 }
 
-// A policy session (trial or real) with PolicyAuthValue applied.
-core::result<esys_tr> auth_value_session(ESYS_CONTEXT* ctx, TPM2_SE type) {
+// A policy session (trial or real) with PolicyAuthValue, then PolicyPCR when `pcr` selects
+// PCRs. The PCR digest argument is empty, so the TPM uses the PCRs' current values: in a trial
+// session that is what the object gets bound to; in a real one a changed PCR yields another
+// session digest than the object's authPolicy.
+core::result<esys_tr> policy_session(ESYS_CONTEXT* ctx, TPM2_SE type, const pcr_policy& pcr) {
     const TPMT_SYM_DEF sym{TPM2_ALG_NULL, {}, {}};
     ESYS_TR raw = ESYS_TR_NONE;
     TSS2_RC rc = Esys_StartAuthSession(ctx, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
@@ -124,26 +195,63 @@ core::result<esys_tr> auth_value_session(ESYS_CONTEXT* ctx, TPM2_SE type) {
     esys_tr session(ctx, raw, true);
     rc = Esys_PolicyAuthValue(ctx, session.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE);
     if (rc != TSS2_RC_SUCCESS) return fail_rc(rc);
+    if (!pcr.empty()) {
+        const TPM2B_DIGEST current{};
+        const TPML_PCR_SELECTION sel = selection(pcr);
+        rc = Esys_PolicyPCR(ctx, session.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &current,
+                            &sel);
+        if (rc != TSS2_RC_SUCCESS) return fail_rc(rc);
+    }
     return session;
+}
+
+core::result<esys_ptr<TPM2B_DIGEST>> session_digest(ESYS_CONTEXT* ctx, const esys_tr& session) {
+    TPM2B_DIGEST* raw = nullptr;
+    const TSS2_RC rc =
+        Esys_PolicyGetDigest(ctx, session.get(), ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &raw);
+    esys_ptr<TPM2B_DIGEST> digest(raw);
+    if (rc != TSS2_RC_SUCCESS) return fail_rc(rc);
+    return digest;
+}
+
+// A bank that is not allocated would make PolicyPCR bind to nothing: refuse it up front.
+core::result<void> check_bank_active(ESYS_CONTEXT* ctx, const pcr_policy& pcr) {
+    TPMI_YES_NO more = TPM2_NO;
+    TPMS_CAPABILITY_DATA* caps_raw = nullptr;
+    const TSS2_RC rc = Esys_GetCapability(ctx, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                          TPM2_CAP_PCRS, 0, 1, &more, &caps_raw);
+    const esys_ptr<TPMS_CAPABILITY_DATA> caps(caps_raw);
+    if (rc != TSS2_RC_SUCCESS) return fail_rc(rc);
+    const TPML_PCR_SELECTION& active = caps->data.assignedPCR;
+    for (std::uint32_t i = 0; i < active.count && i < TPM2_NUM_PCR_BANKS; ++i) {
+        const TPMS_PCR_SELECTION& bank = active.pcrSelections[i];
+        if (bank.hash != pcr.hash) continue;
+        std::uint32_t have = 0;
+        for (unsigned b = 0; b < bank.sizeofSelect && b < 4; ++b)
+            have |= std::uint32_t{bank.pcrSelect[b]} << (8 * b);
+        if ((have & pcr.mask) == pcr.mask) return {};
+    }
+    return core::fail(make_error_code(seal_errc::pcr_bank_inactive));
 }
 
 struct seal_job {
     std::uint32_t handle;
+    pcr_policy pcr;
     TPM2B_SENSITIVE_CREATE sensitive;
 
     core::result<std::vector<std::uint8_t>> operator()(esys_session& s) const {
         ESYS_CONTEXT* ctx = LA_TRY(s.context());
+        if (!pcr.empty()) {
+            if (auto active = check_bank_active(ctx, pcr); !active) return core::fail(active.error());
+        }
         const esys_tr parent = LA_TRY(load_parent(ctx, handle));
 
-        // The policy digest of "PolicyAuthValue", from a trial session.
-        TPM2B_DIGEST* digest_raw = nullptr;
+        // The policy digest, from a trial session (flushed at the end of the block).
+        esys_ptr<TPM2B_DIGEST> digest;
         {
-            const esys_tr trial = LA_TRY(auth_value_session(ctx, TPM2_SE_TRIAL));
-            const TSS2_RC rc = Esys_PolicyGetDigest(ctx, trial.get(), ESYS_TR_NONE, ESYS_TR_NONE,
-                                                    ESYS_TR_NONE, &digest_raw);
-            if (rc != TSS2_RC_SUCCESS) return fail_rc(rc);
+            const esys_tr trial = LA_TRY(policy_session(ctx, TPM2_SE_TRIAL, pcr));
+            digest = LA_TRY(session_digest(ctx, trial));
         }
-        const esys_ptr<TPM2B_DIGEST> digest(digest_raw);
 
         TPM2B_PUBLIC in_public{};
         TPMT_PUBLIC& t = in_public.publicArea;
@@ -185,6 +293,7 @@ struct seal_job {
 
 struct unseal_job {
     std::uint32_t handle;
+    pcr_policy pcr;
     TPM2B_PUBLIC pub;
     TPM2B_PRIVATE priv;
     TPM2B_AUTH auth;
@@ -199,7 +308,13 @@ struct unseal_job {
         const esys_tr obj(ctx, obj_raw, true);  // flushed on every path
         rc = Esys_TR_SetAuth(ctx, obj.get(), &auth);
         if (rc != TSS2_RC_SUCCESS) return fail_rc(rc);
-        const esys_tr policy = LA_TRY(auth_value_session(ctx, TPM2_SE_POLICY));
+        const esys_tr policy = LA_TRY(policy_session(ctx, TPM2_SE_POLICY, pcr));
+        // PolicyAuthValue contributes the same to every digest, so a difference here is the PCR
+        // part: say so instead of letting Unseal answer a bare TPM_RC_POLICY_FAIL.
+        const auto digest = LA_TRY(session_digest(ctx, policy));
+        const TPM2B_DIGEST& want = pub.publicArea.authPolicy;
+        if (digest->size != want.size || std::memcmp(digest->buffer, want.buffer, want.size) != 0)
+            return core::fail(make_error_code(seal_errc::pcr_mismatch));
 
         TPM2B_SENSITIVE_DATA* out_raw = nullptr;
         rc = Esys_Unseal(ctx, obj.get(), policy.get(), ESYS_TR_NONE, ESYS_TR_NONE, &out_raw);
@@ -220,6 +335,61 @@ struct unseal_job {
 
 }  // namespace
 
+core::result<pcr_policy> parse_pcr_policy(std::string_view text) {
+    const auto bad = [](pcr_policy_errc e) { return core::fail(make_error_code(e)); };
+    const std::string_view all = trim(text);
+    if (all.empty()) return pcr_policy{};
+    const auto colon = all.find(':');
+    if (colon == std::string_view::npos) return bad(pcr_policy_errc::malformed);
+    const std::string_view bank = trim(all.substr(0, colon));
+    pcr_policy out;
+    for (const auto& b : banks)
+        if (b.name == bank) out.hash = b.alg;
+    if (out.hash == TPM2_ALG_NULL) return bad(pcr_policy_errc::unknown_bank);
+    std::string_view rest = all.substr(colon + 1);
+    if (trim(rest).empty()) return bad(pcr_policy_errc::empty_list);
+    while (true) {
+        const auto comma = rest.find(',');
+        const std::string_view item = trim(rest.substr(0, comma));
+        if (item.empty() || item.find_first_not_of("0123456789") != std::string_view::npos)
+            return bad(pcr_policy_errc::not_a_number);
+        unsigned pcr = 0;
+        for (const char c : item.substr(0, 3)) pcr = pcr * 10 + static_cast<unsigned>(c - '0');
+        if (item.size() > 3 || pcr > max_pcr) return bad(pcr_policy_errc::out_of_range);
+        const std::uint32_t bit = std::uint32_t{1} << pcr;
+        if ((out.mask & bit) != 0) return bad(pcr_policy_errc::duplicate);
+        out.mask |= bit;
+        if (comma == std::string_view::npos) break;
+        rest.remove_prefix(comma + 1);
+    }
+    return out;
+}
+
+std::string to_string(const pcr_policy& p) {
+    if (p.empty()) return "none";
+    std::string out = "?";
+    for (const auto& b : banks)
+        if (b.alg == p.hash) out = b.name;
+    char sep = ':';
+    for (unsigned i = 0; i <= 31; ++i) {
+        if ((p.mask >> i & 1u) == 0) continue;
+        out += sep;
+        out += std::to_string(i);
+        sep = ',';
+    }
+    return out;
+}
+
+const std::error_category& pcr_policy_category() noexcept {
+    static const pcr_policy_category_impl category;
+    return category;
+}
+
+const std::error_category& seal_category() noexcept {
+    static const seal_category_impl category;
+    return category;
+}
+
 io::task<core::result<primary_info>> provision(tpm_thread& tpm, std::uint32_t handle) {
     if (handle < persistent_first || handle > persistent_last)
         co_return core::fail(std::errc::invalid_argument);
@@ -228,9 +398,9 @@ io::task<core::result<primary_info>> provision(tpm_thread& tpm, std::uint32_t ha
 
 io::task<core::result<std::vector<std::uint8_t>>> seal(
     tpm_thread& tpm, std::uint32_t primary_handle, std::span<const std::byte, secret_size> secret,
-    std::span<const std::byte> auth) {
-    if (auth.size() > max_auth_size) co_return core::fail(std::errc::invalid_argument);
-    seal_job job{primary_handle, {}};
+    std::span<const std::byte> auth, const pcr_policy& pcr) {
+    if (auth.size() > max_auth_size || !valid(pcr)) co_return core::fail(std::errc::invalid_argument);
+    seal_job job{primary_handle, pcr, {}};
     job.sensitive.sensitive.userAuth.size = static_cast<std::uint16_t>(auth.size());
     if (!auth.empty()) std::memcpy(job.sensitive.sensitive.userAuth.buffer, auth.data(), auth.size());
     job.sensitive.sensitive.data.size = static_cast<std::uint16_t>(secret.size());
@@ -242,9 +412,10 @@ io::task<core::result<std::vector<std::uint8_t>>> seal(
 
 io::task<core::result<crypto::secure_buffer>> unseal(tpm_thread& tpm, std::uint32_t primary_handle,
                                                      std::span<const std::uint8_t> blob,
-                                                     std::span<const std::byte> auth) {
-    if (auth.size() > max_auth_size) co_return core::fail(std::errc::invalid_argument);
-    unseal_job job{primary_handle, {}, {}, {}};
+                                                     std::span<const std::byte> auth,
+                                                     const pcr_policy& pcr) {
+    if (auth.size() > max_auth_size || !valid(pcr)) co_return core::fail(std::errc::invalid_argument);
+    unseal_job job{primary_handle, pcr, {}, {}, {}};
     std::size_t off = 0;
     if (Tss2_MU_TPM2B_PUBLIC_Unmarshal(blob.data(), blob.size(), &off, &job.pub) !=
             TSS2_RC_SUCCESS ||

@@ -115,7 +115,7 @@ TEST_F(ProtocolAbuseTest, FrameBelowTwoBytesIsMalformedThenClosed) {
 TEST_F(ProtocolAbuseTest, UnknownTypeIsMalformedAndTheConnectionStays) {
     ASSERT_TRUE(start_with_idle(300));
     auto c = conn();
-    for (const int type : {0x00, 0x04, 0x42, 0x82, 0xFF}) {
+    for (const int type : {0x00, 0x05, 0x42, 0x82, 0xFF}) {
         ASSERT_TRUE(c.send_all(encode_frame(1, static_cast<std::uint8_t>(type), {1, 2, 3})));
         expect_error(c, st_malformed);
     }

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 #include <system_error>
 
 #ifndef LA_SOURCE_DIR
@@ -86,6 +87,20 @@ std::vector<char*> c_argv(const std::vector<std::string>& argv) {
     for (const auto& a : argv) out.push_back(const_cast<char*>(a.c_str()));
     out.push_back(nullptr);
     return out;
+}
+
+// The test's environment with `extra` ("NAME=value") added, replacing variables of the same
+// name. The strings stay owned by `storage`; the result is null-terminated for posix_spawn.
+std::vector<char*> merged_env(const std::vector<std::string>& extra, std::vector<std::string>& storage) {
+    auto name_of = [](std::string_view entry) { return entry.substr(0, entry.find('=')); };
+    for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+        const std::string_view entry(*e);
+        bool replaced = false;
+        for (const auto& x : extra) replaced = replaced || name_of(x) == name_of(entry);
+        if (!replaced) storage.emplace_back(entry);
+    }
+    storage.insert(storage.end(), extra.begin(), extra.end());
+    return c_argv(storage);
 }
 
 std::string python() { return "/usr/bin/python3"; }
@@ -189,7 +204,7 @@ std::string agent_config::text() const {
 void agent_config::write(const std::filesystem::path& path) const { write_file(path, text(), 0600); }
 
 agent_process::agent_process(const std::filesystem::path& binary, const std::filesystem::path& config_path,
-                             const std::filesystem::path& log_path)
+                             const std::filesystem::path& log_path, const std::vector<std::string>& env)
     : log_path_(log_path) {
     posix_spawn_file_actions_t fa;
     ::posix_spawn_file_actions_init(&fa);
@@ -199,7 +214,10 @@ agent_process::agent_process(const std::filesystem::path& binary, const std::fil
     spawn_attr attr;
     const std::vector<std::string> argv{binary.string(), "--config", config_path.string()};
     auto args = c_argv(argv);
-    const int rc = ::posix_spawn(&pid_, args[0], &fa, &attr.attr, args.data(), environ);
+    std::vector<std::string> env_storage;
+    auto envp = env.empty() ? std::vector<char*>{} : merged_env(env, env_storage);
+    const int rc =
+        ::posix_spawn(&pid_, args[0], &fa, &attr.attr, args.data(), env.empty() ? environ : envp.data());
     ::posix_spawn_file_actions_destroy(&fa);
     if (rc != 0) {
         pid_ = -1;
@@ -355,6 +373,16 @@ bool mint_keys(const std::filesystem::path& out, const std::string& signing_kids
                           signing_kids, "--secret-versions", secret_versions});
     if (exit_code(r) == 0) return true;
     why = "mint.py keys failed (" + std::to_string(exit_code(r)) + "): " + r.err;
+    return false;
+}
+
+bool mint_secrets(const std::filesystem::path& out, const std::string& versions, std::string& why,
+                  const std::vector<std::string>& options) {
+    std::vector<std::string> argv{python(), mint_script(), "secrets", "--out", out.string(), "--versions", versions};
+    argv.insert(argv.end(), options.begin(), options.end());
+    auto r = run_command(argv);
+    if (exit_code(r) == 0) return true;
+    why = "mint.py secrets failed (" + std::to_string(exit_code(r)) + "): " + r.err;
     return false;
 }
 

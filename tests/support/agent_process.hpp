@@ -73,9 +73,11 @@ struct exit_info {
 /// A running license-agent; SIGTERM then SIGKILL on destruction if still running.
 class agent_process {
 public:
-    /// Starts `binary --config config_path`, stdout and stderr appended to `log_path`.
+    /// Starts `binary --config config_path`, stdout and stderr appended to `log_path`. `env`
+    /// ("NAME=value" entries, e.g. "LA_CRASH_POINT=change.staged") is added to the test's own
+    /// environment, replacing variables of the same name.
     agent_process(const std::filesystem::path& binary, const std::filesystem::path& config_path,
-                  const std::filesystem::path& log_path);
+                  const std::filesystem::path& log_path, const std::vector<std::string>& env = {});
     agent_process(const agent_process&) = delete;
     agent_process& operator=(const agent_process&) = delete;
     ~agent_process();
@@ -120,6 +122,13 @@ int exit_code(const command_result& r);
 /// Returns false (and the reason in `why`) if mint.py failed.
 bool mint_keys(const std::filesystem::path& out, const std::string& signing_kids,
                const std::string& secret_versions, std::string& why);
+
+/// Writes a JWK Set of fresh 32-byte secrets (kid = version; `versions` comma-separated) to
+/// `out` with `mint.py secrets`; `options` are more of its options ("--valid-until", "1900000000").
+/// A later `mint_batch(out's directory, ...)` seals tokens with them when `out` is
+/// <dir>/secrets.json. Returns false (and the reason in `why`) if mint.py failed.
+bool mint_secrets(const std::filesystem::path& out, const std::string& versions, std::string& why,
+                  const std::vector<std::string>& options = {});
 
 /// Mints many tokens in one python run: `requests_json` is the JSON array `mint.py batch` reads.
 /// Returns name → token; empty (and the reason in `why`) on failure.

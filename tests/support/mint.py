@@ -11,6 +11,9 @@ Subcommands (each prints one token on stdout unless noted):
                               secrets.json (oct keys, kid = secret version), all mode 0600
   sign   --keys DIR ...       a JWS compact token
   seal   --keys DIR ...       a JWE compact token
+  secrets --out FILE          write a JWK Set of fresh oct secrets (mode 0600) for
+                              `license-agent-cli secrets import`: --versions 2,3 (kid = version),
+                              optional --valid-from/--valid-until/--grace-until (Unix s), --state
   batch  --keys DIR           read a JSON array of {"name":..., "cmd":"sign"|"seal", <option>: value}
                               on stdin (option names as below, with '_' for '-'; "claims" may be
                               an object) and print "name token" lines
@@ -23,6 +26,8 @@ Examples:
   mint.py sign --keys /tmp/k --payload '{"jti":"a","jti":"b"}'      # duplicate key, valid signature
   mint.py seal --keys /tmp/k --kid 1 --claims '{...}'
   mint.py seal --keys /tmp/k --alg RSA-OAEP --claims '{...}'
+  mint.py secrets --out /tmp/k2/secrets.json --versions 2 --valid-until 1900000000
+                                                    # then: mint.py seal --keys /tmp/k2 --kid 2 ...
 """
 
 import argparse
@@ -78,6 +83,23 @@ def cmd_keys(args) -> None:
     write_private(os.path.join(args.out, "signing-keys.json"), {"keys": public})
     write_private(os.path.join(args.out, "signing-private.json"), {"keys": private})
     write_private(os.path.join(args.out, "secrets.json"), {"keys": secrets})
+    print(args.out)
+
+
+def cmd_secrets(args) -> None:
+    keys = []
+    for v in args.versions.split(","):
+        entry = {"kty": "oct", "kid": v, "k": b64u(os.urandom(32)), "alg": "A256GCM"}
+        for name in ("valid_from", "valid_until", "grace_until"):
+            value = getattr(args, name)
+            if value is not None:
+                entry[name] = value
+        if args.state is not None:
+            entry["state"] = args.state
+        keys.append(entry)
+    parent = os.path.dirname(os.path.abspath(args.out))
+    os.makedirs(parent, exist_ok=True)
+    write_private(args.out, {"keys": keys})
     print(args.out)
 
 
@@ -245,6 +267,14 @@ def build_parser() -> argparse.ArgumentParser:
     k.add_argument("--out", required=True)
     k.add_argument("--signing-kids", default="k1", help="comma-separated signing kids (default k1)")
     k.add_argument("--secret-versions", default="1", help="comma-separated secret versions (default 1)")
+    s = sub.add_parser("secrets", help="write a JWK Set of fresh secrets for an import")
+    s.add_argument("--out", required=True, help="the file to write (e.g. DIR/secrets.json, so that "
+                   "'seal --keys DIR' finds the secrets)")
+    s.add_argument("--versions", default="1", help="comma-separated secret versions (default 1)")
+    s.add_argument("--valid-from", type=int, help="Unix seconds")
+    s.add_argument("--valid-until", type=int, help="Unix seconds")
+    s.add_argument("--grace-until", type=int, help="Unix seconds")
+    s.add_argument("--state", choices=["active", "grace", "invalidated"])
     add_token_options(sub.add_parser("sign", help="mint a signed license (JWS)"), "sign")
     add_token_options(sub.add_parser("seal", help="mint a sealed token (JWE)"), "seal")
     b = sub.add_parser("batch", help="mint many tokens from a JSON array on stdin")
@@ -273,6 +303,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.cmd == "keys":
         cmd_keys(args)
+    elif args.cmd == "secrets":
+        cmd_secrets(args)
     elif args.cmd == "sign":
         print(cmd_sign(args))
     elif args.cmd == "seal":

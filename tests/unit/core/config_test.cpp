@@ -25,6 +25,7 @@ issuer = "https://licenses.example"
 signing_keys = "keys/signing-keys.json"
 
 [secrets]
+backend = "file"
 file = "/etc/la/secrets.json"
 )";
 
@@ -72,9 +73,83 @@ TEST(ConfigTest, MinimalConfigGetsDefaultsAndResolvedPaths) {
     EXPECT_EQ(c.secrets.backend, "file");
     EXPECT_EQ(c.secrets.file, "/etc/la/secrets.json");
     EXPECT_EQ(c.source, dir / "config.toml");
-    auto store = make_secret_store(c.secrets);
-    ASSERT_NE(store, nullptr);
-    EXPECT_EQ(store->backend(), "file");
+    EXPECT_FALSE(c.secrets.allow_fallback);
+    EXPECT_EQ(c.state_copies, 5u);
+    EXPECT_EQ(c.tpm.tcti, "device:/dev/tpmrm0");
+    EXPECT_EQ(c.tpm.primary_handle, 0x81010001u);
+    EXPECT_EQ(c.tpm.agent_key_handle, 0x81010002u);
+    EXPECT_EQ(c.tpm.nv_index, 0x01500020u);
+    EXPECT_EQ(c.tpm.pcr_policy, "");
+    EXPECT_EQ(c.tpm.timeout_ms, 5000u);
+    EXPECT_EQ(c.fallback.file, dir / "state/secret.enc");
+    EXPECT_EQ(c.fallback.kdf, "argon2id");
+}
+
+TEST(ConfigTest, TpmAndFallbackTablesAreRead) {
+    const auto r = parse_config(R"([agent]
+id = "a"
+state_dir = "/var/lib/la"
+[ipc]
+socket = "/s"
+admin_socket = "/a"
+[licenses]
+issuer = "iss"
+signing_keys = "/k.json"
+[secrets]
+backend = "tpm"
+allow_fallback = true
+[tpm]
+tcti = "swtpm:path=/run/swtpm.sock"
+primary_handle = "0x81000010"
+nv_index = "0x01800001"
+pcr_policy = "sha256:0,2,7"
+timeout_ms = 1500
+[fallback]
+key_file = "/etc/la/fallback.key"
+kdf = "pbkdf2-sha256"
+)", "/etc/la/config.toml");
+    ASSERT_TRUE(r) << r.error();
+    EXPECT_EQ(r->secrets.backend, "tpm");
+    EXPECT_TRUE(r->secrets.allow_fallback);
+    EXPECT_EQ(r->tpm.tcti, "swtpm:path=/run/swtpm.sock");
+    EXPECT_EQ(r->tpm.primary_handle, 0x81000010u);
+    EXPECT_EQ(r->tpm.agent_key_handle, 0x81000011u);  // follows the primary unless set
+    EXPECT_EQ(r->tpm.nv_index, 0x01800001u);
+    EXPECT_EQ(r->tpm.pcr_policy, "sha256:0,2,7");
+    EXPECT_EQ(r->tpm.timeout_ms, 1500u);
+    EXPECT_EQ(r->fallback.file, "/var/lib/la/secret.enc");
+    EXPECT_EQ(r->fallback.key_file, "/etc/la/fallback.key");
+    EXPECT_EQ(r->fallback.kdf, "pbkdf2-sha256");
+}
+
+TEST(ConfigTest, BadTpmAndFallbackValuesAreRefusedNamingTheKey) {
+    const std::string tpm_base = "[secrets]\nbackend = \"tpm\"";
+    struct bad_case {
+        std::string replacement;
+        std::string expected;
+    };
+    const bad_case cases[] = {
+        {tpm_base + "\n[tpm]\nprimary_handle = \"0x01500020\"", "tpm.primary_handle: must be between 0x81000000"},
+        {tpm_base + "\n[tpm]\nprimary_handle = \"81010001\"", "tpm.primary_handle: expected a hex handle"},
+        {tpm_base + "\n[tpm]\nnv_index = \"0x81010001\"", "tpm.nv_index: must be between 0x01000000"},
+        {tpm_base + "\n[tpm]\nnv_index = \"0xZZ\"", "tpm.nv_index: expected a hex handle"},
+        {tpm_base + "\n[tpm]\ntimeout_ms = 5", "tpm.timeout_ms: must be between 100"},
+        {tpm_base + "\n[tpm]\ntcti = \"\"", "tpm.tcti: must not be empty"},
+        {tpm_base + "\n[tpm]\nagent_key_handle = \"0x81010001\"", "tpm.agent_key_handle: must differ"},
+        {tpm_base + "\nallow_fallback = true", "fallback.key_file: required key is missing"},
+        {tpm_base + "\nallow_fallback = 1", "secrets.allow_fallback: expected true or false"},
+        {"[secrets]\nbackend = \"encrypted-file\"\n[fallback]\nkey_file = \"k\"\nkdf = \"md5\"",
+         "fallback.kdf: expected \"argon2id\" or \"pbkdf2-sha256\""},
+        {"[secrets]\nbackend = \"encrypted-file\"\nfile = \"x\"\n[fallback]\nkey_file = \"k\"",
+         "secrets.file: only used with backend = \"file\""},
+        {"[secrets]\nbackend = \"encrypted-file\"\nallow_fallback = true\n[fallback]\nkey_file = \"k\"",
+         "secrets.allow_fallback: only meaningful with backend = \"tpm\""},
+        {tpm_base + "\n[tpm]\nsealed = true", "tpm.sealed: unknown key"},
+    };
+    for (const bad_case& c : cases) {
+        const auto e = error_of(with("[secrets]\nbackend = \"file\"\nfile = \"/etc/la/secrets.json\"", c.replacement));
+        EXPECT_NE(e.find(c.expected), std::string::npos) << c.replacement << " -> " << e;
+    }
 }
 
 TEST(ConfigTest, ReadsEveryKey) {
@@ -155,9 +230,10 @@ TEST(ConfigTest, MissingRequiredKeyIsNamed) {
               std::string::npos);
 }
 
-TEST(ConfigTest, OnlyTheFileSecretsBackendIsAccepted) {
-    const auto e = error_of(with("[secrets]", "[secrets]\nbackend = \"tpm\""));
-    EXPECT_NE(e.find("secrets.backend: unsupported backend \"tpm\""), std::string::npos) << e;
+TEST(ConfigTest, UnknownSecretsBackendIsRefusedListingTheKnownOnes) {
+    const auto e = error_of(with("backend = \"file\"", "backend = \"hsm\""));
+    EXPECT_NE(e.find("secrets.backend: unsupported backend \"hsm\" (available: \"tpm\", \"encrypted-file\", \"file\")"),
+              std::string::npos) << e;
 }
 
 TEST(ConfigTest, FileReadableByOthersIsRefusedNamingIt) {

@@ -33,7 +33,6 @@ TEST(KeysTest, LoadsMintedKeyDirectory) {
     EXPECT_EQ(signing->kid(1), "k2");
 
     file_secret_store store(dir / "secrets.json");
-    EXPECT_EQ(store.backend(), "file");
     auto secrets = store.load();
     ASSERT_TRUE(secrets) << secrets.error();
     EXPECT_EQ(secrets->size(), 2u);

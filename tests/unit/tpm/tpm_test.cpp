@@ -21,6 +21,7 @@
 #include "io/ring.hpp"
 #include "io/scope.hpp"
 #include "tpm/error.hpp"
+#include "tpm/nv.hpp"
 #include "tpm/sealing.hpp"
 #include "tpm/tpm_thread.hpp"
 #include "tests/support/swtpm.hpp"
@@ -59,13 +60,16 @@ io::task<core::result<std::vector<std::uint8_t>>> provision_and_seal(
     tpm_thread& tpm, const secret_t& secret, std::span<const std::byte> auth) {
     auto p = co_await provision(tpm, primary_handle);
     if (!p) co_return core::fail(p.error());
-    co_return co_await seal(tpm, primary_handle, std::span<const std::byte, secret_size>(secret), auth);
+    const pcr_policy none{};
+    co_return co_await seal(tpm, primary_handle, std::span<const std::byte, secret_size>(secret), auth,
+                            none);
 }
 
 io::task<core::result<crypto::secure_buffer>> unseal_once(tpm_thread& tpm,
                                                           const std::vector<std::uint8_t>& blob,
                                                           std::span<const std::byte> auth) {
-    co_return co_await unseal(tpm, primary_handle, blob, auth);
+    const pcr_policy none{};
+    co_return co_await unseal(tpm, primary_handle, blob, auth, none);
 }
 
 struct thread_report {
@@ -185,7 +189,8 @@ struct hung_call {
 io::task<void> timed_unseal(tpm_thread& tpm, const std::vector<std::uint8_t>& blob,
                             std::span<const std::byte> auth, hung_call* out, bool* stop) {
     const auto t0 = std::chrono::steady_clock::now();
-    out->result = co_await unseal(tpm, primary_handle, blob, auth);
+    const pcr_policy none{};
+    out->result = co_await unseal(tpm, primary_handle, blob, auth, none);
     out->elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
         std::chrono::steady_clock::now() - t0);
     *stop = true;
@@ -236,6 +241,298 @@ TEST_F(TpmTest, CallsQueuedBehindAHungOneTimeOutToo) {
     ASSERT_EQ(::kill(swtpm_.pid(), SIGCONT), 0);
     auto out = ring_->run(unseal_once(tpm, *blob, auth_));
     ASSERT_TRUE(out.has_value()) << out.error().message();
+}
+
+// ---- PCR policy text ----
+
+TEST(PcrPolicyTest, ConfigTextParsesIntoABankAndAMask) {
+    auto none = parse_pcr_policy("");
+    ASSERT_TRUE(none.has_value());
+    EXPECT_TRUE(none->empty());
+    EXPECT_EQ(to_string(*none), "none");
+    auto blank = parse_pcr_policy("   ");
+    ASSERT_TRUE(blank.has_value());
+    EXPECT_TRUE(blank->empty());
+
+    auto p = parse_pcr_policy("sha256:0,2,7");
+    ASSERT_TRUE(p.has_value()) << p.error().message();
+    EXPECT_EQ(p->hash, TPM2_ALG_SHA256);
+    EXPECT_EQ(p->mask, 0x85u);
+    EXPECT_EQ(to_string(*p), "sha256:0,2,7");
+
+    auto spaced = parse_pcr_policy(" sha384 : 23 , 16 ");
+    ASSERT_TRUE(spaced.has_value()) << spaced.error().message();
+    EXPECT_EQ(spaced->hash, TPM2_ALG_SHA384);
+    EXPECT_EQ(spaced->mask, (1u << 23) | (1u << 16));
+    EXPECT_EQ(to_string(*spaced), "sha384:16,23");
+
+    auto sha1 = parse_pcr_policy("sha1:0");
+    ASSERT_TRUE(sha1.has_value());
+    EXPECT_EQ(sha1->hash, TPM2_ALG_SHA1);
+    EXPECT_EQ(sha1->mask, 1u);
+}
+
+TEST(PcrPolicyTest, BadConfigTextIsRefusedWithTheReason) {
+    const struct {
+        const char* text;
+        pcr_policy_errc why;
+    } cases[] = {
+        {"sha512:1", pcr_policy_errc::unknown_bank},  {"SHA256:1", pcr_policy_errc::unknown_bank},
+        {":1", pcr_policy_errc::unknown_bank},        {"sha256:24", pcr_policy_errc::out_of_range},
+        {"sha256:1000", pcr_policy_errc::out_of_range}, {"sha256:7,7", pcr_policy_errc::duplicate},
+        {"sha256:7,07", pcr_policy_errc::duplicate},  {"sha256:", pcr_policy_errc::empty_list},
+        {"sha256: ", pcr_policy_errc::empty_list},    {"sha256", pcr_policy_errc::malformed},
+        {"0,2,7", pcr_policy_errc::malformed},        {"sha256:a", pcr_policy_errc::not_a_number},
+        {"sha256:1,,2", pcr_policy_errc::not_a_number}, {"sha256:-1", pcr_policy_errc::not_a_number},
+        {"sha256:1,", pcr_policy_errc::not_a_number}, {"sha256:1;2", pcr_policy_errc::not_a_number},
+        {"sha256:0:1", pcr_policy_errc::not_a_number},
+    };
+    for (const auto& c : cases) {
+        auto r = parse_pcr_policy(c.text);
+        ASSERT_FALSE(r.has_value()) << c.text;
+        EXPECT_EQ(r.error(), make_error_code(c.why)) << c.text << ": " << r.error().message();
+    }
+    EXPECT_NE(make_error_code(pcr_policy_errc::out_of_range).message().find("0..23"),
+              std::string::npos);
+    EXPECT_NE(make_error_code(pcr_policy_errc::unknown_bank).message().find("sha256"),
+              std::string::npos);
+}
+
+// ---- sealing with a PCR policy (PCR 16: the resettable debug PCR) ----
+
+io::task<core::result<std::vector<std::uint8_t>>> provision_and_seal_to(
+    tpm_thread& tpm, const secret_t& secret, std::span<const std::byte> auth, const pcr_policy& pcr) {
+    auto p = co_await provision(tpm, primary_handle);
+    if (!p) co_return core::fail(p.error());
+    co_return co_await seal(tpm, primary_handle, std::span<const std::byte, secret_size>(secret), auth,
+                            pcr);
+}
+
+io::task<core::result<crypto::secure_buffer>> unseal_with(tpm_thread& tpm,
+                                                          const std::vector<std::uint8_t>& blob,
+                                                          std::span<const std::byte> auth,
+                                                          const pcr_policy& pcr) {
+    co_return co_await unseal(tpm, primary_handle, blob, auth, pcr);
+}
+
+core::result<bool> pcr16(esys_session& s, bool reset) {
+    auto ctx = s.context();
+    if (!ctx) return core::fail(ctx.error());
+    TSS2_RC rc = TSS2_RC_SUCCESS;
+    if (reset) {
+        rc = Esys_PCR_Reset(*ctx, ESYS_TR_PCR16, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE);
+    } else {
+        TPML_DIGEST_VALUES d{};
+        d.count = 1;
+        d.digests[0].hashAlg = TPM2_ALG_SHA256;
+        std::memset(d.digests[0].digest.sha256, 0x5A, TPM2_SHA256_DIGEST_SIZE);
+        rc = Esys_PCR_Extend(*ctx, ESYS_TR_PCR16, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, &d);
+    }
+    if (rc != TSS2_RC_SUCCESS) return fail_rc(rc);
+    return true;
+}
+
+TEST_F(TpmTest, SealedToPcr16RefusesToUnsealAfterAnExtendAndOpensAfterAReset) {
+    tpm_thread tpm({swtpm_.tcti(), 5000ms});
+    const pcr_policy pcr = *parse_pcr_policy("sha256:16");
+    auto blob = ring_->run(provision_and_seal_to(tpm, secret_, auth_, pcr));
+    ASSERT_TRUE(blob.has_value()) << blob.error().message();
+    auto out = ring_->run(unseal_with(tpm, *blob, auth_, pcr));
+    ASSERT_TRUE(out.has_value()) << out.error().message();
+    EXPECT_TRUE(same_bytes(*out, secret_));
+
+    auto extended = ring_->run(tpm.call([](esys_session& s) { return pcr16(s, false); }));
+    ASSERT_TRUE(extended.has_value()) << extended.error().message();
+    auto refused = ring_->run(unseal_with(tpm, *blob, auth_, pcr));
+    ASSERT_FALSE(refused.has_value());
+    EXPECT_EQ(refused.error(), make_error_code(seal_errc::pcr_mismatch));
+    EXPECT_NE(refused.error().message().find("PCR policy not satisfied"), std::string::npos)
+        << refused.error().message();
+
+    auto reset = ring_->run(tpm.call([](esys_session& s) { return pcr16(s, true); }));
+    ASSERT_TRUE(reset.has_value()) << reset.error().message();
+    auto again = ring_->run(unseal_with(tpm, *blob, auth_, pcr));
+    ASSERT_TRUE(again.has_value()) << again.error().message();
+    EXPECT_TRUE(same_bytes(*again, secret_));
+}
+
+TEST_F(TpmTest, UnsealingWithAnotherPcrPolicyThanTheSealedOneIsRefused) {
+    tpm_thread tpm({swtpm_.tcti(), 5000ms});
+    const pcr_policy none{};
+    const pcr_policy pcr = *parse_pcr_policy("sha256:16");
+    auto blob = ring_->run(provision_and_seal_to(tpm, secret_, auth_, none));
+    ASSERT_TRUE(blob.has_value()) << blob.error().message();
+    auto r = ring_->run(unseal_with(tpm, *blob, auth_, pcr));
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error(), make_error_code(seal_errc::pcr_mismatch));
+
+    auto bound = ring_->run(provision_and_seal_to(tpm, secret_, auth_, pcr));
+    ASSERT_TRUE(bound.has_value()) << bound.error().message();
+    r = ring_->run(unseal_with(tpm, *bound, auth_, none));  // cannot drop the PCR part
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error(), make_error_code(seal_errc::pcr_mismatch));
+}
+
+TEST_F(TpmTest, WrongAuthOnAPcrBoundSecretIsStillAnAuthFailure) {
+    tpm_thread tpm({swtpm_.tcti(), 5000ms});
+    const pcr_policy pcr = *parse_pcr_policy("sha256:16");
+    auto blob = ring_->run(provision_and_seal_to(tpm, secret_, auth_, pcr));
+    ASSERT_TRUE(blob.has_value()) << blob.error().message();
+    const std::array<std::byte, 5> wrong{std::byte{'w'}, std::byte{'r'}, std::byte{'o'},
+                                         std::byte{'n'}, std::byte{'g'}};
+    auto r = ring_->run(unseal_with(tpm, *blob, wrong, pcr));
+    ASSERT_FALSE(r.has_value());
+    EXPECT_TRUE(is_auth_failure(r.error())) << r.error().message();
+}
+
+// Deallocates the SHA-1 PCR bank (platform auth, empty on swtpm); effective after a restart.
+core::result<bool> drop_sha1_bank(esys_session& s) {
+    auto ctx = s.context();
+    if (!ctx) return core::fail(ctx.error());
+    TPML_PCR_SELECTION alloc{};
+    alloc.count = 2;
+    alloc.pcrSelections[0].hash = TPM2_ALG_SHA1;
+    alloc.pcrSelections[0].sizeofSelect = 3;
+    alloc.pcrSelections[1].hash = TPM2_ALG_SHA256;
+    alloc.pcrSelections[1].sizeofSelect = 3;
+    alloc.pcrSelections[1].pcrSelect[0] = alloc.pcrSelections[1].pcrSelect[1] =
+        alloc.pcrSelections[1].pcrSelect[2] = 0xFF;
+    TPMI_YES_NO ok = TPM2_NO;
+    UINT32 max_pcr_out = 0, needed = 0, available = 0;
+    const TSS2_RC rc = Esys_PCR_Allocate(*ctx, ESYS_TR_RH_PLATFORM, ESYS_TR_PASSWORD, ESYS_TR_NONE,
+                                         ESYS_TR_NONE, &alloc, &ok, &max_pcr_out, &needed, &available);
+    if (rc != TSS2_RC_SUCCESS) return fail_rc(rc);
+    return ok == TPM2_YES;
+}
+
+TEST_F(TpmTest, SealingToAnInactivePcrBankIsRefused) {
+    tpm_thread tpm({swtpm_.tcti(), 5000ms});
+    auto dropped = ring_->run(tpm.call([](esys_session& s) { return drop_sha1_bank(s); }));
+    ASSERT_TRUE(dropped.has_value()) << dropped.error().message();
+    ASSERT_TRUE(*dropped);
+    swtpm_.stop();
+    ASSERT_TRUE(swtpm_.start());
+    const pcr_policy sha1 = *parse_pcr_policy("sha1:16");
+    auto r = ring_->run(provision_and_seal_to(tpm, secret_, auth_, sha1));
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error(), make_error_code(seal_errc::pcr_bank_inactive)) << r.error().message();
+    const pcr_policy sha256 = *parse_pcr_policy("sha256:16");
+    auto ok = ring_->run(provision_and_seal_to(tpm, secret_, auth_, sha256));
+    EXPECT_TRUE(ok.has_value()) << ok.error().message();
+}
+
+TEST_F(TpmTest, MalformedPcrPolicyIsRejectedBeforeReachingTheTpm) {
+    tpm_thread tpm({swtpm_.tcti(), 5000ms});
+    const pcr_policy bad{TPM2_ALG_SHA256, 1u << 24};
+    auto r = ring_->run(provision_and_seal_to(tpm, secret_, auth_, bad));
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error(), std::errc::invalid_argument);
+}
+
+// ---- NV index ----
+
+constexpr std::uint32_t test_nv = 0x01500021u;
+
+core::result<std::uint32_t> nv_buffer_max(esys_session& s) {
+    auto ctx = s.context();
+    if (!ctx) return core::fail(ctx.error());
+    TPMI_YES_NO more = TPM2_NO;
+    TPMS_CAPABILITY_DATA* raw = nullptr;
+    const TSS2_RC rc = Esys_GetCapability(*ctx, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                          TPM2_CAP_TPM_PROPERTIES, TPM2_PT_NV_BUFFER_MAX, 1, &more,
+                                          &raw);
+    const esys_ptr<TPMS_CAPABILITY_DATA> caps(raw);
+    if (rc != TSS2_RC_SUCCESS) return fail_rc(rc);
+    return caps->data.tpmProperties.tpmProperty[0].value;
+}
+
+TEST_F(TpmTest, NvProvisioningIsIdempotentAndANewIndexReadsAsNeverWritten) {
+    tpm_thread tpm({swtpm_.tcti(), 5000ms});
+    auto first = ring_->run(provision_nv(tpm, test_nv, 100));
+    ASSERT_TRUE(first.has_value()) << first.error().message();
+    EXPECT_TRUE(first->created);
+    auto second = ring_->run(provision_nv(tpm, test_nv, 100));
+    ASSERT_TRUE(second.has_value()) << second.error().message();
+    EXPECT_FALSE(second->created);
+    EXPECT_EQ(second->size, 100u);
+    EXPECT_EQ(second->attributes & nv_attributes, nv_attributes);
+    EXPECT_EQ(second->attributes & TPMA_NV_WRITTEN, 0u);
+
+    auto never = ring_->run(nv_read(tpm, test_nv));
+    ASSERT_TRUE(never.has_value()) << never.error().message();
+    EXPECT_FALSE(never->has_value());
+}
+
+TEST_F(TpmTest, NvIndexOfAnotherSizeIsRefusedNotRedefined) {
+    tpm_thread tpm({swtpm_.tcti(), 5000ms});
+    ASSERT_TRUE(ring_->run(provision_nv(tpm, test_nv, 64)).has_value());
+    const std::vector<std::uint8_t> data(64, 0x42);
+    ASSERT_TRUE(ring_->run(nv_write(tpm, test_nv, data)).has_value());
+    auto r = ring_->run(provision_nv(tpm, test_nv, 128));
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error(), make_error_code(nv_errc::shape_mismatch));
+    auto kept = ring_->run(nv_read(tpm, test_nv));
+    ASSERT_TRUE(kept.has_value() && kept->has_value());
+    EXPECT_EQ(**kept, data);  // the existing content was not touched
+}
+
+TEST_F(TpmTest, NvWriteAndReadRoundTripAcrossSeveralChunks) {
+    tpm_thread tpm({swtpm_.tcti(), 5000ms});
+    auto chunk = ring_->run(tpm.call([](esys_session& s) { return nv_buffer_max(s); }));
+    ASSERT_TRUE(chunk.has_value()) << chunk.error().message();
+    ASSERT_LT(*chunk, max_nv_size) << "the TPM moves a whole index per command: chunking untested";
+
+    ASSERT_TRUE(ring_->run(provision_nv(tpm, test_nv, static_cast<std::uint16_t>(max_nv_size))).has_value());
+    std::vector<std::uint8_t> data(max_nv_size);
+    for (std::size_t i = 0; i < data.size(); ++i) data[i] = static_cast<std::uint8_t>(i * 7 + i / 256);
+    auto w = ring_->run(nv_write(tpm, test_nv, data));
+    ASSERT_TRUE(w.has_value()) << w.error().message();
+    auto r = ring_->run(nv_read(tpm, test_nv));
+    ASSERT_TRUE(r.has_value()) << r.error().message();
+    ASSERT_TRUE(r->has_value());
+    EXPECT_EQ(**r, data);
+
+    // Survives a TPM restart (NV is non-volatile; the index is not CLEAR_STCLEAR).
+    swtpm_.stop();
+    ASSERT_TRUE(swtpm_.start());
+    auto after = ring_->run(nv_read(tpm, test_nv));
+    ASSERT_TRUE(after.has_value() && after->has_value()) << (after ? "" : after.error().message());
+    EXPECT_EQ(**after, data);
+}
+
+TEST_F(TpmTest, NvCallsOnAnUndefinedIndexSayNotDefined) {
+    tpm_thread tpm({swtpm_.tcti(), 5000ms});
+    auto r = ring_->run(nv_read(tpm, test_nv));
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error(), make_error_code(nv_errc::not_defined));
+    const std::vector<std::uint8_t> data(8, 1);
+    auto w = ring_->run(nv_write(tpm, test_nv, data));
+    ASSERT_FALSE(w.has_value());
+    EXPECT_EQ(w.error(), make_error_code(nv_errc::not_defined));
+    auto d = ring_->run(nv_describe(tpm, test_nv));
+    ASSERT_TRUE(d.has_value()) << d.error().message();
+    EXPECT_FALSE(d->has_value());
+}
+
+TEST_F(TpmTest, NvUndefineRemovesTheIndexAndToleratesItsAbsence) {
+    tpm_thread tpm({swtpm_.tcti(), 5000ms});
+    ASSERT_TRUE(ring_->run(provision_nv(tpm, test_nv, 32)).has_value());
+    ASSERT_TRUE(ring_->run(nv_undefine(tpm, test_nv)).has_value());
+    auto d = ring_->run(nv_describe(tpm, test_nv));
+    ASSERT_TRUE(d.has_value()) << d.error().message();
+    EXPECT_FALSE(d->has_value());
+    EXPECT_TRUE(ring_->run(nv_undefine(tpm, test_nv)).has_value());
+}
+
+TEST_F(TpmTest, NvArgumentsOutOfRangeAreRejectedBeforeReachingTheTpm) {
+    tpm_thread tpm({swtpm_.tcti(), 5000ms});
+    EXPECT_EQ(ring_->run(provision_nv(tpm, 0x81000000u, 32)).error(), std::errc::invalid_argument);
+    EXPECT_EQ(ring_->run(provision_nv(tpm, test_nv, 0)).error(), std::errc::invalid_argument);
+    EXPECT_EQ(ring_->run(provision_nv(tpm, test_nv, static_cast<std::uint16_t>(max_nv_size + 1))).error(),
+              std::errc::invalid_argument);
+    const std::vector<std::uint8_t> empty;
+    EXPECT_EQ(ring_->run(nv_write(tpm, test_nv, empty)).error(), std::errc::invalid_argument);
+    EXPECT_EQ(tpm.opens(), 0u);
 }
 
 }  // namespace
