@@ -167,7 +167,11 @@ io::task<expected<secret_set, std::string>> secret_manager::add(std::span<const 
     }
     io::crash_point("change.committed");
     current_ = std::move(next);
-    co_return co_await vault_.load(current_);
+    auto opened = co_await vault_.load(current_);
+    if (!opened)
+        co_return err(fmt::format("generation {} is committed, but opening its secrets failed: {}",
+                                  current_.generation, opened.error()));
+    co_return opened;
 }
 
 io::task<expected<secret_set, std::string>> secret_manager::reload() {

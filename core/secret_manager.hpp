@@ -52,8 +52,9 @@ public:
 
     /// Adds secrets: each version must exceed every version ever committed. Entries past their
     /// grace_until leave the metadata. Stage, state.json, commit; then the new set is opened.
-    /// Errors leave the committed state as it was (state.json is put back on a best-effort basis,
-    /// and reconciled at the next start anyway).
+    /// Errors before the commit leave the committed state as it was (state.json is put back on a
+    /// best-effort basis, and reconciled at the next start anyway); an error opening the new set
+    /// after the commit says "is committed" (the new state holds; reload() retries).
     io::task<expected<secret_set, std::string>> add(std::span<const new_secret> added);
 
     /// Re-opens the current secrets (SIGHUP).

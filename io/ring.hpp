@@ -106,6 +106,8 @@ public:
 
     /// Test hook, see fault_plan.
     void set_fault_plan(const fault_plan& plan) noexcept { fault_ = plan; }
+    /// Test hook: the plan with its `seen` count (did the Nth operation happen?).
+    const fault_plan& fault_state() const noexcept { return fault_; }
 
 private:
     ring() = default;

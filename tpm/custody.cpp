@@ -151,6 +151,11 @@ io::task<core::expected<void, std::string>> custody::start_tpm(custody_mode mode
 io::task<core::expected<void, std::string>> custody::start_vault(custody_mode mode) {
     manager_ = std::make_unique<core::secret_manager>(*vault_, *store_, clock_);
     if (mode == custody_mode::provision) co_return core::expected<void, std::string>{};
+    if (mode == custody_mode::serve && vault_->backend() == "encrypted-file") {
+        // First start on the fallback: its key file and agent key (idempotent).
+        auto made = co_await provision_file_backend();
+        if (!made) co_return err(std::move(made.error()));
+    }
     if (mode == custody_mode::inspect) {
         inspect_ = true;
         auto meta = co_await vault_->read_metadata();
@@ -203,6 +208,18 @@ io::task<void> custody::probe() {
     }
 }
 
+io::task<core::expected<std::pair<bool, bool>, std::string>> custody::provision_file_backend() {
+    auto* v = static_cast<core::encrypted_file_vault*>(vault_.get());
+    auto key_file = co_await v->provision();
+    if (!key_file) co_return err(std::move(key_file.error()));
+    const std::string key_path = cfg_.fallback.key_file.string();
+    const std::string agent_key_path = (cfg_.state_dir / "agent-key.enc").string();
+    auto agent_key = co_await core::provision_file_agent_key(key_path, agent_key_path, kdf_of(cfg_.fallback),
+                                                             worker_);
+    if (!agent_key) co_return err(std::move(agent_key.error()));
+    co_return std::pair<bool, bool>{*key_file, agent_key->created};
+}
+
 io::task<std::string> custody::provision_json() {
     std::string body;
     bool ok = true;
@@ -223,14 +240,14 @@ io::task<std::string> custody::provision_json() {
                 key->created ? "created" : "reused");
         }
     } else if (vault_ && vault_->backend() == "encrypted-file") {
-        auto* v = static_cast<core::encrypted_file_vault*>(vault_.get());
-        auto created = co_await v->provision();
-        if (!created) {
+        auto made = co_await provision_file_backend();
+        if (!made) {
             ok = false;
-            body = fmt::format(R"("error":{})", json_quote(created.error()));
+            body = fmt::format(R"("error":{})", json_quote(made.error()));
         } else {
-            body = fmt::format(R"("backend":"encrypted-file","key_file":{},"key":"{}")",
-                               json_quote(cfg_.fallback.key_file.string()), *created ? "created" : "reused");
+            body = fmt::format(R"("backend":"encrypted-file","key_file":{},"key":"{}","agent_key":"{}")",
+                               json_quote(cfg_.fallback.key_file.string()),
+                               made->first ? "created" : "reused", made->second ? "created" : "reused");
         }
     } else {
         body = R"("backend":"file","note":"nothing to provision for the plain file backend")";

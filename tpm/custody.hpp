@@ -10,6 +10,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "core/config.hpp"
 #include "core/result.hpp"
@@ -83,6 +84,8 @@ private:
     /// Runs the manager over vault_ (set by the caller: no non-trivial argument in a co_await).
     io::task<core::expected<void, std::string>> start_vault(custody_mode mode);
     std::unique_ptr<core::secret_vault> make_file_vault();
+    /// The fallback's key file and agent key; (key file created, agent key created).
+    io::task<core::expected<std::pair<bool, bool>, std::string>> provision_file_backend();
 
     const core::agent_config& cfg_;
     io::worker_thread& worker_;

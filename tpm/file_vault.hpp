@@ -16,6 +16,7 @@
 
 #include "core/result.hpp"
 #include "core/vault.hpp"
+#include "crypto/rsa.hpp"
 #include "crypto/secure_buffer.hpp"
 #include "io/offload.hpp"
 #include "io/task.hpp"
@@ -108,6 +109,23 @@ expected<crypto::secure_buffer, std::string> open_with_key_file(const crypto::se
                                                                 std::string_view purpose,
                                                                 std::span<const std::byte> blob,
                                                                 std::string_view name);
+
+/// The fallback's RSA-2048 agent key (the TPM's counterpart is tpm/agent_key.hpp), kept in
+/// `path` as a seal_with_key_file blob (purpose "agent-key") under the fallback key file.
+struct file_agent_key_info {
+    bool created = false;                 ///< false: an existing key was opened and reused
+    std::vector<std::uint8_t> public_der; ///< SubjectPublicKeyInfo
+};
+
+/// Makes sure `path` holds the agent key, generating it (on `worker`) when missing; idempotent.
+/// Errors name the file: unreadable key file, a blob that does not open, a failed write.
+io::task<expected<file_agent_key_info, std::string>> provision_file_agent_key(
+    std::string_view key_file, std::string_view path, kdf_kind kdf, io::worker_thread& worker);
+
+/// Opens the agent key (private part in secure memory). Errors name the file.
+io::task<expected<crypto::rsa_private_key, std::string>> load_file_agent_key(std::string_view key_file,
+                                                                            std::string_view path,
+                                                                            io::worker_thread& worker);
 
 namespace detail {
 /// Test hook: the thread that ran the latest key derivation.

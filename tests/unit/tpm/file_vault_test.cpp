@@ -777,3 +777,59 @@ TEST_F(SealedBlobTest, ReadKeyFileRefusesAWideModeAndNamesAMissingFile) {
 
 }  // namespace
 }  // namespace la::core
+
+namespace la::core {
+namespace {
+
+class FileAgentKeyTest : public FileVaultTest {};
+
+TEST_F(FileAgentKeyTest, ProvisionCreatesTheKeyOnceAndItDecryptsOaepToItsPublicKey) {
+    const std::string key_file = key_.string();
+    const std::string path = (dir_.path() / "agent-key.enc").string();
+    auto first = ring_->run(provision_file_agent_key(key_file, path, kdf_kind::argon2id, worker_));
+    ASSERT_TRUE(first.has_value()) << first.error();
+    EXPECT_TRUE(first->created);
+    struct stat st {};
+    ASSERT_EQ(::stat(path.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600U);
+
+    auto second = ring_->run(provision_file_agent_key(key_file, path, kdf_kind::argon2id, worker_));
+    ASSERT_TRUE(second.has_value()) << second.error();
+    EXPECT_FALSE(second->created);
+    EXPECT_EQ(second->public_der, first->public_der);
+
+    auto pub = crypto::rsa_public_key::from_der(
+        std::as_bytes(std::span(first->public_der.data(), first->public_der.size())));
+    ASSERT_TRUE(pub.has_value());
+    const std::array<std::byte, 32> secret{std::byte{0x5A}, std::byte{0x17}};
+    auto ct = pub->encrypt_oaep_sha256(secret);
+    ASSERT_TRUE(ct.has_value());
+    auto key = ring_->run(load_file_agent_key(key_file, path, worker_));
+    ASSERT_TRUE(key.has_value()) << key.error();
+    auto back = key->decrypt_oaep_sha256(std::as_bytes(std::span(ct->data(), ct->size())));
+    ASSERT_TRUE(back.has_value());
+    ASSERT_EQ(back->size(), secret.size());
+    EXPECT_EQ(std::memcmp(back->data(), secret.data(), secret.size()), 0);
+
+    // At rest the private key is sealed: its DER does not appear in the file.
+    auto der = key->to_der();
+    ASSERT_TRUE(der.has_value());
+    const std::string blob = read_all(path);
+    const std::string_view der_text(reinterpret_cast<const char*>(der->data()), 64);
+    EXPECT_EQ(blob.find(der_text.substr(32)), std::string::npos);
+}
+
+TEST_F(FileAgentKeyTest, AnAgentKeyBlobDoesNotOpenUnderAnotherKeyFile) {
+    const std::string path = (dir_.path() / "agent-key.enc").string();
+    ASSERT_TRUE(ring_->run(provision_file_agent_key(key_.string(), path, kdf_kind::pbkdf2_sha256, worker_)));
+    encrypted_file_vault other(dir_.path() / "other.enc", dir_.path() / "other.key", kdf_kind::argon2id, worker_);
+    ASSERT_TRUE(ring_->run(other.provision()));
+    const std::string other_key = (dir_.path() / "other.key").string();
+    auto opened = ring_->run(load_file_agent_key(other_key, path, worker_));
+    ASSERT_FALSE(opened.has_value());
+    EXPECT_TRUE(contains(opened.error(), "authentication failed")) << opened.error();
+    EXPECT_TRUE(contains(opened.error(), path)) << opened.error();
+}
+
+}  // namespace
+}  // namespace la::core
