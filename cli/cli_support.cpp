@@ -86,6 +86,7 @@ class status_renderer {
     }
 
   private:
+    int inline_depth_ = 0;
     void skip_ws() {
         while (pos_ < s_.size() && blanks.find(s_[pos_]) != std::string_view::npos) ++pos_;
     }
@@ -126,6 +127,7 @@ class status_renderer {
         skip_ws();
         if (pos_ >= s_.size()) return std::nullopt;
         if (s_[pos_] == '"') return string();
+        if (s_[pos_] == '{') return inline_object();
         if (s_[pos_] == '[') {
             ++pos_;
             std::string out;
@@ -146,6 +148,23 @@ class status_renderer {
         }
         if (pos_ == start) return std::nullopt;
         return std::string(s_.substr(start, pos_ - start));
+    }
+    // An object inside an array (a secret in custody.secrets): "key=value key=value".
+    std::optional<std::string> inline_object() {
+        if (++inline_depth_ > 8 || !eat('{')) return std::nullopt;
+        std::string out;
+        if (!eat('}')) {
+            do {
+                auto key = string();
+                if (!key || !eat(':')) return std::nullopt;
+                auto value = scalar();
+                if (!value) return std::nullopt;
+                out += fmt::format("{}{}={}", out.empty() ? "" : " ", *key, *value);
+            } while (eat(','));
+            if (!eat('}')) return std::nullopt;
+        }
+        --inline_depth_;
+        return out;
     }
     bool object(int depth) {
         if (depth > 8 || !eat('{')) return false;
@@ -216,44 +235,6 @@ std::optional<std::string> toml_lookup_string(std::string_view text, std::string
     return std::nullopt;
 }
 
-std::string json_quote(std::string_view s) {
-    std::string out;
-    out.reserve(s.size() + 2);
-    out += '"';
-    for (const char ch : s) {
-        switch (ch) {
-            case '"':
-                out += "\\\"";
-                break;
-            case '\\':
-                out += "\\\\";
-                break;
-            case '\n':
-                out += "\\n";
-                break;
-            case '\r':
-                out += "\\r";
-                break;
-            case '\t':
-                out += "\\t";
-                break;
-            case '\b':
-                out += "\\b";
-                break;
-            case '\f':
-                out += "\\f";
-                break;
-            default:
-                if (static_cast<unsigned char>(ch) < 0x20) {
-                    out += fmt::format("\\u{:04x}", static_cast<unsigned>(ch));
-                } else {
-                    out += ch;
-                }
-        }
-    }
-    out += '"';
-    return out;
-}
 
 std::string format_utc(std::int64_t unix_seconds) {
     const auto t = static_cast<std::time_t>(unix_seconds);

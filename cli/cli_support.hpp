@@ -14,8 +14,6 @@ namespace la::cli {
 std::optional<std::string> toml_lookup_string(std::string_view text, std::string_view table,
                                               std::string_view key);
 
-/// A JSON string literal for s: quoted, with quotes, backslashes and control characters escaped.
-std::string json_quote(std::string_view s);
 
 /// An instant as ISO-8601 UTC, e.g. "2027-01-01T00:00:00Z".
 std::string format_utc(std::int64_t unix_seconds);

@@ -217,12 +217,7 @@ int finish(const custody_request& r, const std::string& json) {
 }
 
 std::string error_json(std::string_view text) {
-    std::string out = R"({"ok":false,"error":")";
-    for (const char c : text) {
-        if (c == '"' || c == '\\') out += '\\';
-        if (static_cast<unsigned char>(c) >= 0x20) out += c;
-    }
-    return out + "\"}";
+    return fmt::format(R"({{"ok":false,"error":{}}})", core::json::quote(text));
 }
 
 // The agent is stopped: do the work here, on the configured backend.

@@ -17,6 +17,7 @@
 
 #include "cli/cli_support.hpp"
 #include "cli/custody_commands.hpp"
+#include "core/json.hpp"
 #include "license_client.h"
 
 namespace {
@@ -208,7 +209,7 @@ connection connect_agent(const std::string& path, int timeout_ms, bool json) {
     if (rc == -EACCES) {
         const std::string why = fmt::format("{}: {}", path, lsa_strerror(rc));
         if (json) {
-            fmt::print("{{\"status\":\"unauthorized\",\"error\":{}}}\n", la::cli::json_quote(why));
+            fmt::print("{{\"status\":\"unauthorized\",\"error\":{}}}\n", la::core::json::quote(why));
         } else {
             fmt::print("unauthorized  error=\"{}\"\n", why);
         }
@@ -223,7 +224,7 @@ connection connect_agent(const std::string& path, int timeout_ms, bool json) {
 }
 
 std::string validate_json(const lsa_result& r) {
-    using la::cli::json_quote;
+    const auto json_quote = [](std::string_view v) { return la::core::json::quote(v); };
     std::string out = fmt::format("{{\"status\":{}", json_quote(r.status_name));
     auto text_or_null = [&](const char* s) { return r.has_claims ? json_quote(s) : "null"; };
     out += fmt::format(",\"license_id\":{}", text_or_null(r.license_id));

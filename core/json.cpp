@@ -2,6 +2,8 @@
 
 #include <limits>
 
+#include <fmt/format.h>
+
 namespace la::core::json {
 namespace {
 
@@ -364,6 +366,45 @@ std::string_view to_string(error e) noexcept {
         case error::duplicate_key: return "duplicate key in a JSON object";
     }
     return "unknown JSON error";
+}
+
+std::string quote(std::string_view s) {
+    std::string out;
+    out.reserve(s.size() + 2);
+    out += '"';
+    for (const char ch : s) {
+        switch (ch) {
+            case '"':
+                out += "\\\"";
+                break;
+            case '\\':
+                out += "\\\\";
+                break;
+            case '\n':
+                out += "\\n";
+                break;
+            case '\r':
+                out += "\\r";
+                break;
+            case '\t':
+                out += "\\t";
+                break;
+            case '\b':
+                out += "\\b";
+                break;
+            case '\f':
+                out += "\\f";
+                break;
+            default:
+                if (static_cast<unsigned char>(ch) < 0x20) {
+                    out += fmt::format("\\u{:04x}", static_cast<unsigned>(ch));
+                } else {
+                    out += ch;
+                }
+        }
+    }
+    out += '"';
+    return out;
 }
 
 }  // namespace la::core::json

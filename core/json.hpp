@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
 
 namespace la::core::json {
@@ -113,5 +114,9 @@ bool to_numeric_date(std::string_view lexeme, std::int64_t& out) noexcept;
 
 /// Human name of a parse error.
 std::string_view to_string(error e) noexcept;
+
+/// `s` as a JSON string literal, quotes included (for the JSON the agent and CLI write; UTF-8
+/// passes through, control characters are escaped).
+std::string quote(std::string_view s);
 
 }  // namespace la::core::json

@@ -16,6 +16,7 @@
 
 #include "core/config.hpp"
 #include "core/engine.hpp"
+#include "core/json.hpp"
 #include "core/keys.hpp"
 #include "crypto/secure_buffer.hpp"
 #include "io/clock.hpp"
@@ -52,14 +53,9 @@ core::expected<core::signing_key_set, std::string> load_signing(const core::agen
     return core::load_signing_keys(cfg.licenses.signing_keys);
 }
 
-// One line of JSON text for an ADMIN_OK error reply.
+// An ADMIN_OK error reply.
 std::string admin_error(std::string_view text) {
-    std::string out = R"({"ok":false,"error":")";
-    for (const char c : text) {
-        if (c == '"' || c == '\\') out += '\\';
-        if (static_cast<unsigned char>(c) >= 0x20) out += c;
-    }
-    return out + "\"}";
+    return fmt::format(R"({{"ok":false,"error":{}}})", core::json::quote(text));
 }
 
 // The completion queue must hold one pending recv per connection plus sends, accepts and
@@ -97,33 +93,19 @@ struct agent {
         const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(
             std::chrono::steady_clock::now() - started);
         return fmt::format(
-            "{{\"version\":\"{}\",\"agent_id\":\"{}\",\"uptime_seconds\":{},\"pid\":{},"
+            "{{\"version\":\"{}\",\"agent_id\":{},\"uptime_seconds\":{},\"pid\":{},"
             "\"connections\":{},\"accepted\":{},\"unauthorized\":{},\"busy_refusals\":{},"
             "\"protocol_errors\":{},\"idle_closed\":{},\"requests\":{},\"validations\":{},"
             "\"valid\":{},\"invalid\":{},\"cache_hits\":{},\"cache_misses\":{},"
             "\"signing_keys\":{},\"secrets\":{},\"secrets_backend\":\"{}\",\"tpm_available\":{},"
             "\"by_status\":{{{}}},\"custody\":{}}}",
-            LA_VERSION, json_escape(cfg.agent_id), uptime.count(), ::getpid(), s.active, s.accepted,
+            LA_VERSION, core::json::quote(cfg.agent_id), uptime.count(), ::getpid(), s.active, s.accepted,
             s.unauthorized, s.busy_refusals, s.protocol_errors, s.idle_closed, s.requests,
             e.validations, e.valid, e.invalid, e.cache_hits, e.cache_misses, signing.size(), secrets,
             custody.backend(), custody.tpm_available() ? "true" : "false", by_status,
             custody.status_json());
     }
 
-    static std::string json_escape(std::string_view in) {
-        std::string out;
-        for (char c : in) {
-            if (c == '"' || c == '\\') {
-                out += '\\';
-                out += c;
-            } else if (static_cast<unsigned char>(c) < 0x20) {
-                out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-            } else {
-                out += c;
-            }
-        }
-        return out;
-    }
 
     // Signing keys are read off the ring thread, secrets through custody; a failed reload
     // keeps the keys in service.

@@ -72,25 +72,12 @@ core::result<std::vector<std::uint8_t>> agent_spki(ESYS_CONTEXT* ctx, ESYS_TR tr
     return key->der();
 }
 
-// True when a persistent object sits at handle. Asks the capability list: probing with
-// Esys_TR_FromTPMPublic would log an ESYS error for an empty handle.
-core::result<bool> handle_in_use(ESYS_CONTEXT* ctx, std::uint32_t handle) {
-    TPMI_YES_NO more = TPM2_NO;
-    TPMS_CAPABILITY_DATA* caps_raw = nullptr;
-    const TSS2_RC rc = Esys_GetCapability(ctx, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                                          TPM2_CAP_HANDLES, handle, 1, &more, &caps_raw);
-    const esys_ptr<TPMS_CAPABILITY_DATA> caps(caps_raw);
-    if (rc != TSS2_RC_SUCCESS) return fail_rc(rc);
-    const TPML_HANDLE& found = caps->data.handles;
-    return found.count > 0 && found.handle[0] == handle;
-}
-
 core::result<agent_key_info> provision_on(esys_session& s, std::uint32_t primary_handle,
                                           std::uint32_t key_handle) {
     ESYS_CONTEXT* ctx = LA_TRY(s.context());
     agent_key_info info;
     info.handle = key_handle;
-    if (LA_TRY(handle_in_use(ctx, key_handle))) {
+    if (LA_TRY(handle_exists(ctx, key_handle))) {
         // Reused whatever its parent: a persistent key works on its own, and fixedParent only
         // matters for duplication, which fixedTPM forbids anyway.
         const esys_tr existing = LA_TRY(open_persistent(ctx, key_handle));
@@ -101,25 +88,12 @@ core::result<agent_key_info> provision_on(esys_session& s, std::uint32_t primary
     const esys_tr parent = LA_TRY(open_persistent(ctx, primary_handle));
     const TPM2B_SENSITIVE_CREATE sensitive{};
     const TPM2B_PUBLIC in_public = agent_template();
-    const TPM2B_DATA outside{};
-    const TPML_PCR_SELECTION pcrs{};
-    TPM2B_PRIVATE* priv_raw = nullptr;
-    TPM2B_PUBLIC* pub_raw = nullptr;
-    TPM2B_CREATION_DATA* creation_data = nullptr;
-    TPM2B_DIGEST* creation_hash = nullptr;
-    TPMT_TK_CREATION* ticket = nullptr;
-    TSS2_RC rc = Esys_Create(ctx, parent.get(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
-                             &sensitive, &in_public, &outside, &pcrs, &priv_raw, &pub_raw,
-                             &creation_data, &creation_hash, &ticket);
-    const esys_ptr<TPM2B_PRIVATE> priv(priv_raw);
-    const esys_ptr<TPM2B_PUBLIC> pub(pub_raw);
-    const esys_ptr<TPM2B_CREATION_DATA> p3(creation_data);
-    const esys_ptr<TPM2B_DIGEST> p4(creation_hash);
-    const esys_ptr<TPMT_TK_CREATION> p5(ticket);
-    if (rc != TSS2_RC_SUCCESS) return fail_rc(rc);
+    const created_object made = LA_TRY(create_object(ctx, parent.get(), sensitive, in_public));
+    const esys_ptr<TPM2B_PRIVATE>& priv = made.priv;
+    const esys_ptr<TPM2B_PUBLIC>& pub = made.pub;
 
     ESYS_TR loaded_raw = ESYS_TR_NONE;
-    rc = Esys_Load(ctx, parent.get(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, priv.get(),
+    TSS2_RC rc = Esys_Load(ctx, parent.get(), ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE, priv.get(),
                    pub.get(), &loaded_raw);
     if (rc != TSS2_RC_SUCCESS) return fail_rc(rc);
     const esys_tr loaded(ctx, loaded_raw, true);  // the transient copy is flushed on every path

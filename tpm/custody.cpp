@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "core/json.hpp"
 #include "core/plain_vault.hpp"
 #include "crypto/sha256.hpp"
 #include "tpm/agent_key.hpp"
@@ -14,21 +15,6 @@ namespace la::tpm {
 namespace {
 
 using err = core::unexpected<std::string>;
-
-std::string json_quote(std::string_view in) {
-    std::string out = "\"";
-    for (const char c : in) {
-        if (c == '"' || c == '\\') {
-            out += '\\';
-            out += c;
-        } else if (static_cast<unsigned char>(c) < 0x20) {
-            out += fmt::format("\\u{:04x}", static_cast<unsigned>(c));
-        } else {
-            out += c;
-        }
-    }
-    return out + "\"";
-}
 
 std::string date_json(std::int64_t t) {
     if (t == std::numeric_limits<std::int64_t>::min() || t == std::numeric_limits<std::int64_t>::max())
@@ -229,24 +215,24 @@ io::task<std::string> custody::provision_json() {
         auto key = co_await provision_agent_key(*tpm_, cfg_.tpm.primary_handle, cfg_.tpm.agent_key_handle);
         if (!p) {
             ok = false;
-            body = fmt::format(R"("error":{})", json_quote(p.error()));
+            body = fmt::format(R"("error":{})", core::json::quote(p.error()));
         } else if (!key) {
             ok = false;
-            body = fmt::format(R"("error":{})", json_quote("agent key: " + key.error().message()));
+            body = fmt::format(R"("error":{})", core::json::quote("agent key: " + key.error().message()));
         } else {
             body = fmt::format(
                 R"("backend":"tpm","tpm":{},"agent_key_handle":"0x{:08x}","agent_key":"{}")",
-                json_quote(p->describe()), cfg_.tpm.agent_key_handle,
+                core::json::quote(p->describe()), cfg_.tpm.agent_key_handle,
                 key->created ? "created" : "reused");
         }
     } else if (vault_ && vault_->backend() == "encrypted-file") {
         auto made = co_await provision_file_backend();
         if (!made) {
             ok = false;
-            body = fmt::format(R"("error":{})", json_quote(made.error()));
+            body = fmt::format(R"("error":{})", core::json::quote(made.error()));
         } else {
             body = fmt::format(R"("backend":"encrypted-file","key_file":{},"key":"{}","agent_key":"{}")",
-                               json_quote(cfg_.fallback.key_file.string()),
+                               core::json::quote(cfg_.fallback.key_file.string()),
                                made->first ? "created" : "reused", made->second ? "created" : "reused");
         }
     } else {
@@ -273,20 +259,20 @@ std::string custody::status_json() const {
     if (cfg_.secrets.backend == "tpm") {
         tpm = fmt::format(
             R"({{"tcti":{},"available":{},"detail":{},"primary_handle":"0x{:08x}","agent_key_handle":"0x{:08x}","nv_index":"0x{:08x}","pcr_policy":{}}})",
-            json_quote(cfg_.tpm.tcti), tpm_available_ ? "true" : "false", json_quote(tpm_detail_),
+            core::json::quote(cfg_.tpm.tcti), tpm_available_ ? "true" : "false", core::json::quote(tpm_detail_),
             cfg_.tpm.primary_handle, cfg_.tpm.agent_key_handle, cfg_.tpm.nv_index,
-            json_quote(cfg_.tpm.pcr_policy));
+            core::json::quote(cfg_.tpm.pcr_policy));
     }
     std::string notes;
     if (manager_ != nullptr && !inspect_) {
         for (const std::string& n : manager_->report().notes)
-            notes += (notes.empty() ? "" : ",") + json_quote(n);
+            notes += (notes.empty() ? "" : ",") + core::json::quote(n);
     }
-    if (!inspect_notes_.empty()) notes += (notes.empty() ? "" : ",") + json_quote(inspect_notes_);
+    if (!inspect_notes_.empty()) notes += (notes.empty() ? "" : ",") + core::json::quote(inspect_notes_);
     const core::vault_health h = vault_ ? vault_->health() : core::vault_health{};
     return fmt::format(
         R"({{"backend":"{}","reason":{},"vault_available":{},"vault_detail":{},"tpm":{},"state":{{"outcome":"{}","notes":[{}]}},{}}})",
-        backend(), json_quote(reason_), h.available ? "true" : "false", json_quote(h.detail), tpm,
+        backend(), core::json::quote(reason_), h.available ? "true" : "false", core::json::quote(h.detail), tpm,
         inspect_ ? "not reconciled (agent stopped; read only)"
         : manager_ ? core::to_string(manager_->report().outcome)
                    : "none",

@@ -72,6 +72,45 @@ void esys_session::flush_leftovers() noexcept {
     }
 }
 
+core::result<esys_ptr<TPMS_CAPABILITY_DATA>> get_capability(ESYS_CONTEXT* ctx, TPM2_CAP capability,
+                                                            std::uint32_t property, std::uint32_t count) {
+    TPMI_YES_NO more = TPM2_NO;
+    TPMS_CAPABILITY_DATA* raw = nullptr;
+    const TSS2_RC rc = Esys_GetCapability(ctx, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, capability,
+                                          property, count, &more, &raw);
+    esys_ptr<TPMS_CAPABILITY_DATA> data(raw);
+    if (rc != TSS2_RC_SUCCESS) return fail_rc(rc);
+    return data;
+}
+
+core::result<bool> handle_exists(ESYS_CONTEXT* ctx, std::uint32_t handle) {
+    auto caps = get_capability(ctx, TPM2_CAP_HANDLES, handle, 1);
+    if (!caps) return core::fail(caps.error());
+    const TPML_HANDLE& found = (*caps)->data.handles;
+    return found.count > 0 && found.handle[0] == handle;
+}
+
+core::result<created_object> create_object(ESYS_CONTEXT* ctx, ESYS_TR parent,
+                                           const TPM2B_SENSITIVE_CREATE& sensitive,
+                                           const TPM2B_PUBLIC& in_public) {
+    const TPM2B_DATA outside{};
+    const TPML_PCR_SELECTION pcrs{};
+    TPM2B_PRIVATE* priv = nullptr;
+    TPM2B_PUBLIC* pub = nullptr;
+    TPM2B_CREATION_DATA* creation_data = nullptr;
+    TPM2B_DIGEST* creation_hash = nullptr;
+    TPMT_TK_CREATION* ticket = nullptr;
+    const TSS2_RC rc = Esys_Create(ctx, parent, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+                                   &sensitive, &in_public, &outside, &pcrs, &priv, &pub,
+                                   &creation_data, &creation_hash, &ticket);
+    created_object out{esys_ptr<TPM2B_PRIVATE>(priv), esys_ptr<TPM2B_PUBLIC>(pub)};
+    const esys_ptr<TPM2B_CREATION_DATA> d(creation_data);
+    const esys_ptr<TPM2B_DIGEST> h(creation_hash);
+    const esys_ptr<TPMT_TK_CREATION> t(ticket);
+    if (rc != TSS2_RC_SUCCESS) return fail_rc(rc);
+    return out;
+}
+
 void esys_session::close() noexcept {
     if (ctx_ != nullptr) Esys_Finalize(&ctx_);
     ctx_ = nullptr;

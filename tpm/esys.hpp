@@ -80,6 +80,25 @@ private:
     std::atomic<std::uint64_t> opens_{0};
 };
 
+/// One TPM2_GetCapability query (the first `count` entries from `property`).
+core::result<esys_ptr<TPMS_CAPABILITY_DATA>> get_capability(ESYS_CONTEXT* ctx, TPM2_CAP capability,
+                                                            std::uint32_t property, std::uint32_t count);
+
+/// True when a persistent object or NV index sits at `handle`. Asks the capability list:
+/// probing with Esys_TR_FromTPMPublic would log an ESYS error for an empty handle.
+core::result<bool> handle_exists(ESYS_CONTEXT* ctx, std::uint32_t handle);
+
+/// The two halves of an object made by TPM2_Create (the creation data is dropped).
+struct created_object {
+    esys_ptr<TPM2B_PRIVATE> priv;
+    esys_ptr<TPM2B_PUBLIC> pub;
+};
+
+/// TPM2_Create under `parent` (password session), no outside info, no creation PCRs.
+core::result<created_object> create_object(ESYS_CONTEXT* ctx, ESYS_TR parent,
+                                           const TPM2B_SENSITIVE_CREATE& sensitive,
+                                           const TPM2B_PUBLIC& in_public);
+
 /// A TSS2_RC as a failed result (rc != 0).
 inline core::unexpected<std::error_code> fail_rc(TSS2_RC rc) {
     return core::fail(make_tss2_error(rc));

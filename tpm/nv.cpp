@@ -27,20 +27,9 @@ public:
 
 bool in_range(std::uint32_t index) noexcept { return index >= nv_first && index <= nv_last; }
 
-// Asks for the handle instead of probing with Esys_TR_FromTPMPublic, which logs an ESYS error.
-core::result<bool> index_exists(ESYS_CONTEXT* ctx, std::uint32_t index) {
-    TPMI_YES_NO more = TPM2_NO;
-    TPMS_CAPABILITY_DATA* caps_raw = nullptr;
-    const TSS2_RC rc = Esys_GetCapability(ctx, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                                          TPM2_CAP_HANDLES, index, 1, &more, &caps_raw);
-    const esys_ptr<TPMS_CAPABILITY_DATA> caps(caps_raw);
-    if (rc != TSS2_RC_SUCCESS) return fail_rc(rc);
-    const TPML_HANDLE& found = caps->data.handles;
-    return found.count > 0 && found.handle[0] == index;
-}
 
 core::result<esys_tr> open_index(ESYS_CONTEXT* ctx, std::uint32_t index) {
-    if (!LA_TRY(index_exists(ctx, index))) return core::fail(make_error_code(nv_errc::not_defined));
+    if (!LA_TRY(handle_exists(ctx, index))) return core::fail(make_error_code(nv_errc::not_defined));
     ESYS_TR tr = ESYS_TR_NONE;
     const TSS2_RC rc =
         Esys_TR_FromTPMPublic(ctx, index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &tr);
@@ -82,7 +71,7 @@ core::result<std::uint16_t> buffer_max(ESYS_CONTEXT* ctx) {
 
 core::result<nv_info> provision_on(esys_session& s, std::uint32_t index, std::uint16_t size) {
     ESYS_CONTEXT* ctx = LA_TRY(s.context());
-    if (LA_TRY(index_exists(ctx, index))) {
+    if (LA_TRY(handle_exists(ctx, index))) {
         const esys_tr tr = LA_TRY(open_index(ctx, index));
         const nv_info info = LA_TRY(read_public(ctx, tr, index));
         if (info.size != size || (info.attributes & ~state_bits) != nv_attributes)
@@ -160,7 +149,7 @@ struct write_job {
 
 core::result<void> undefine_on(esys_session& s, std::uint32_t index) {
     ESYS_CONTEXT* ctx = LA_TRY(s.context());
-    if (!LA_TRY(index_exists(ctx, index))) return {};
+    if (!LA_TRY(handle_exists(ctx, index))) return {};
     ESYS_TR tr = ESYS_TR_NONE;
     TSS2_RC rc = Esys_TR_FromTPMPublic(ctx, index, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, &tr);
     if (rc != TSS2_RC_SUCCESS) return fail_rc(rc);
@@ -194,7 +183,7 @@ io::task<core::result<std::optional<nv_info>>> nv_describe(tpm_thread& tpm, std:
     co_return co_await tpm.call(
         [nv_index](esys_session& s) -> core::result<std::optional<nv_info>> {
             ESYS_CONTEXT* ctx = LA_TRY(s.context());
-            if (!LA_TRY(index_exists(ctx, nv_index))) return std::nullopt;
+            if (!LA_TRY(handle_exists(ctx, nv_index))) return std::nullopt;
             const esys_tr tr = LA_TRY(open_index(ctx, nv_index));
             return LA_TRY(read_public(ctx, tr, nv_index));
         });

@@ -138,15 +138,7 @@ core::result<esys_tr> load_parent(ESYS_CONTEXT* ctx, std::uint32_t handle) {
 
 core::result<primary_info> provision_on(esys_session& s, std::uint32_t handle) {
     ESYS_CONTEXT* ctx = LA_TRY(s.context());
-    // Ask for the handle first: probing with Esys_TR_FromTPMPublic would log an ESYS error.
-    TPMI_YES_NO more = TPM2_NO;
-    TPMS_CAPABILITY_DATA* caps_raw = nullptr;
-    TSS2_RC rc = Esys_GetCapability(ctx, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
-                                    TPM2_CAP_HANDLES, handle, 1, &more, &caps_raw);
-    const esys_ptr<TPMS_CAPABILITY_DATA> caps(caps_raw);
-    if (rc != TSS2_RC_SUCCESS) return fail_rc(rc);
-    const TPML_HANDLE& found = caps->data.handles;
-    if (found.count > 0 && found.handle[0] == handle) {
+    if (LA_TRY(handle_exists(ctx, handle))) {
         const esys_tr existing = LA_TRY(load_parent(ctx, handle));
         return describe(ctx, existing.get(), handle, false);
     }
@@ -154,6 +146,7 @@ core::result<primary_info> provision_on(esys_session& s, std::uint32_t handle) {
     const TPM2B_SENSITIVE_CREATE in_sensitive{};
     const TPM2B_DATA outside{};
     const TPML_PCR_SELECTION pcrs{};
+    TSS2_RC rc = TSS2_RC_SUCCESS;
     ESYS_TR primary_raw = ESYS_TR_NONE;
     for (const bool ecc : {true, false}) {
         const TPM2B_PUBLIC in_public = storage_template(ecc);
@@ -263,22 +256,9 @@ struct seal_job {
         t.authPolicy = *digest;
         t.parameters.keyedHashDetail.scheme.scheme = TPM2_ALG_NULL;
 
-        const TPM2B_DATA outside{};
-        const TPML_PCR_SELECTION pcrs{};
-        TPM2B_PRIVATE* priv_raw = nullptr;
-        TPM2B_PUBLIC* pub_raw = nullptr;
-        TPM2B_CREATION_DATA* creation_data = nullptr;
-        TPM2B_DIGEST* creation_hash = nullptr;
-        TPMT_TK_CREATION* ticket = nullptr;
-        const TSS2_RC rc = Esys_Create(ctx, parent.get(), ESYS_TR_PASSWORD, ESYS_TR_NONE,
-                                       ESYS_TR_NONE, &sensitive, &in_public, &outside, &pcrs,
-                                       &priv_raw, &pub_raw, &creation_data, &creation_hash, &ticket);
-        const esys_ptr<TPM2B_PRIVATE> priv(priv_raw);
-        const esys_ptr<TPM2B_PUBLIC> pub(pub_raw);
-        const esys_ptr<TPM2B_CREATION_DATA> p3(creation_data);
-        const esys_ptr<TPM2B_DIGEST> p4(creation_hash);
-        const esys_ptr<TPMT_TK_CREATION> p5(ticket);
-        if (rc != TSS2_RC_SUCCESS) return fail_rc(rc);
+        const created_object made = LA_TRY(create_object(ctx, parent.get(), sensitive, in_public));
+        const esys_ptr<TPM2B_PRIVATE>& priv = made.priv;
+        const esys_ptr<TPM2B_PUBLIC>& pub = made.pub;
 
         std::vector<std::uint8_t> blob(sizeof(TPM2B_PUBLIC) + sizeof(TPM2B_PRIVATE));
         std::size_t off = 0;

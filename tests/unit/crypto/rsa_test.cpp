@@ -53,19 +53,6 @@ class temp_dir {
     std::filesystem::path path_;
 };
 
-void write_file(const std::string& path, std::span<const std::byte> bytes) {
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-}
-
-std::vector<std::byte> read_file(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    std::vector<char> raw((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    std::vector<std::byte> out(raw.size());
-    if (!raw.empty()) std::memcpy(out.data(), raw.data(), raw.size());
-    return out;
-}
-
 // Runs cmd with stderr folded into the captured output (shown on failure).
 test::command_result sh(const std::string& cmd) { return run_command("( " + cmd + " ) 2>&1"); }
 
@@ -238,7 +225,7 @@ TEST_F(RsaTest, MovedKeyKeepsWorking) {
 TEST_F(RsaTest, PublicDerIsWhatOpensslReadsAsSpki) {
     auto der = key_->public_der();
     ASSERT_TRUE(der.has_value());
-    write_file(dir_.file("pub.der"), as_span(*der));
+    test::write_bytes(dir_.file("pub.der"), as_span(*der));
     const auto r = sh("openssl pkey -pubin -inform DER -in " + dir_.file("pub.der") +
                       " -noout -text");
     ASSERT_EQ(r.status, 0) << r.out;
@@ -248,7 +235,7 @@ TEST_F(RsaTest, PublicDerIsWhatOpensslReadsAsSpki) {
     const auto re = sh("openssl pkey -pubin -inform DER -in " + dir_.file("pub.der") +
                        " -pubout -outform DER -out " + dir_.file("re.der"));
     ASSERT_EQ(re.status, 0) << re.out;
-    EXPECT_EQ(read_file(dir_.file("re.der")), std::vector<std::byte>(as_span(*der).begin(),
+    EXPECT_EQ(test::read_bytes(dir_.file("re.der")), std::vector<std::byte>(as_span(*der).begin(),
                                                                      as_span(*der).end()));
     auto imported = rsa_public_key::from_der(as_span(*der));
     ASSERT_TRUE(imported.has_value());
@@ -258,36 +245,36 @@ TEST_F(RsaTest, PublicDerIsWhatOpensslReadsAsSpki) {
 TEST_F(RsaTest, OpensslEncryptsToOurPublicKeyAndWeDecrypt) {
     auto der = key_->public_der();
     ASSERT_TRUE(der.has_value());
-    write_file(dir_.file("pub.der"), as_span(*der));
+    test::write_bytes(dir_.file("pub.der"), as_span(*der));
     std::vector<std::byte> secret(32);
     for (std::size_t i = 0; i < secret.size(); ++i) secret[i] = static_cast<std::byte>(0xC0 ^ i);
-    write_file(dir_.file("secret.bin"), secret);
+    test::write_bytes(dir_.file("secret.bin"), secret);
     const auto r = sh("openssl pkeyutl -encrypt -pubin -keyform DER -inkey " + dir_.file("pub.der") +
                       oaep_opts + " -in " + dir_.file("secret.bin") + " -out " + dir_.file("ct.bin"));
     ASSERT_EQ(r.status, 0) << r.out;
-    const auto ct = read_file(dir_.file("ct.bin"));
+    const auto ct = test::read_bytes(dir_.file("ct.bin"));
     ASSERT_EQ(ct.size(), 256u);
     auto pt = key_->decrypt_oaep_sha256(ct);
     ASSERT_TRUE(pt.has_value()) << pt.error().message();
     EXPECT_TRUE(same_bytes(*pt, secret));
 
-    write_file(dir_.file("empty.bin"), {});
+    test::write_bytes(dir_.file("empty.bin"), {});
     const auto e = sh("openssl pkeyutl -encrypt -pubin -keyform DER -inkey " + dir_.file("pub.der") +
                       oaep_opts + " -in " + dir_.file("empty.bin") + " -out " + dir_.file("ect.bin"));
     ASSERT_EQ(e.status, 0) << e.out;
     // A valid encryption of the empty message: wolfSSL 5.5 cannot decrypt it (RSA_BUFFER_E),
     // so it is refused like any undecryptable ciphertext. Agent secrets are never empty.
-    EXPECT_EQ(key_->decrypt_oaep_sha256(read_file(dir_.file("ect.bin"))).error(),
+    EXPECT_EQ(key_->decrypt_oaep_sha256(test::read_bytes(dir_.file("ect.bin"))).error(),
               core::errc::auth_failed);
 }
 
 TEST_F(RsaTest, OpensslDecryptsWhatWeEncryptToItsKey) {
     ASSERT_NO_FATAL_FAILURE(openssl_key());
-    auto p = rsa_public_key::from_der(read_file(dir_.file("key.pub.der")));
+    auto p = rsa_public_key::from_der(test::read_bytes(dir_.file("key.pub.der")));
     ASSERT_TRUE(p.has_value()) << p.error().message();
     auto ct = p->encrypt_oaep_sha256(bytes_of("from wolfssl to openssl"));
     ASSERT_TRUE(ct.has_value());
-    write_file(dir_.file("ct.bin"), as_span(*ct));
+    test::write_bytes(dir_.file("ct.bin"), as_span(*ct));
     const auto r = run_command("openssl pkeyutl -decrypt -keyform DER -inkey " +
                                dir_.file("key.p8.der") + oaep_opts + " -in " + dir_.file("ct.bin"));
     ASSERT_EQ(r.status, 0) << r.out;
@@ -297,11 +284,11 @@ TEST_F(RsaTest, OpensslDecryptsWhatWeEncryptToItsKey) {
 TEST_F(RsaTest, OpensslVerifiesOurPssSignatureWithSalt32) {
     auto der = key_->public_der();
     ASSERT_TRUE(der.has_value());
-    write_file(dir_.file("pub.der"), as_span(*der));
-    write_file(dir_.file("msg"), bytes_of("rotation request 42"));
+    test::write_bytes(dir_.file("pub.der"), as_span(*der));
+    test::write_bytes(dir_.file("msg"), bytes_of("rotation request 42"));
     auto sig = key_->sign_pss_sha256(bytes_of("rotation request 42"));
     ASSERT_TRUE(sig.has_value());
-    write_file(dir_.file("sig"), as_span(*sig));
+    test::write_bytes(dir_.file("sig"), as_span(*sig));
     const std::string verify = "openssl dgst -sha256 -keyform DER -verify " + dir_.file("pub.der") +
                                " -sigopt rsa_padding_mode:pss -sigopt rsa_mgf1_md:sha256 -signature " +
                                dir_.file("sig") + " -sigopt rsa_pss_saltlen:";
@@ -313,30 +300,30 @@ TEST_F(RsaTest, OpensslVerifiesOurPssSignatureWithSalt32) {
     r = sh(verify + "max " + dir_.file("msg"));  // salt 222 would be "max" for 2048/SHA-256
     EXPECT_NE(r.status, 0) << r.out;
 
-    write_file(dir_.file("msg2"), bytes_of("rotation request 43"));
+    test::write_bytes(dir_.file("msg2"), bytes_of("rotation request 43"));
     r = sh(verify + "32 " + dir_.file("msg2"));
     EXPECT_NE(r.status, 0) << r.out;
 }
 
 TEST_F(RsaTest, WeVerifyOpensslPssSignaturesOnlyWithSalt32) {
     ASSERT_NO_FATAL_FAILURE(openssl_key());
-    auto p = rsa_public_key::from_der(read_file(dir_.file("key.pub.der")));
+    auto p = rsa_public_key::from_der(test::read_bytes(dir_.file("key.pub.der")));
     ASSERT_TRUE(p.has_value());
-    write_file(dir_.file("msg"), bytes_of("hello"));
+    test::write_bytes(dir_.file("msg"), bytes_of("hello"));
     const std::string sign = "openssl dgst -sha256 -keyform DER -sign " + dir_.file("key.p1.der") +
                              " -sigopt rsa_padding_mode:pss -sigopt rsa_mgf1_md:sha256 -out " +
                              dir_.file("sig") + " -sigopt rsa_pss_saltlen:";
     const std::string msg = " " + dir_.file("msg");
     auto r = sh(sign + "32" + msg);
     ASSERT_EQ(r.status, 0) << r.out;
-    EXPECT_TRUE(p->verify_pss_sha256(bytes_of("hello"), read_file(dir_.file("sig"))).has_value());
-    EXPECT_EQ(p->verify_pss_sha256(bytes_of("hellO"), read_file(dir_.file("sig"))).error(),
+    EXPECT_TRUE(p->verify_pss_sha256(bytes_of("hello"), test::read_bytes(dir_.file("sig"))).has_value());
+    EXPECT_EQ(p->verify_pss_sha256(bytes_of("hellO"), test::read_bytes(dir_.file("sig"))).error(),
               core::errc::auth_failed);
     // Same scheme, other salt lengths: refused, the salt length is part of our contract.
     for (const char* salt : {"20", "max"}) {
         r = sh(sign + salt + msg);
         ASSERT_EQ(r.status, 0) << r.out;
-        EXPECT_EQ(p->verify_pss_sha256(bytes_of("hello"), read_file(dir_.file("sig"))).error(),
+        EXPECT_EQ(p->verify_pss_sha256(bytes_of("hello"), test::read_bytes(dir_.file("sig"))).error(),
                   core::errc::auth_failed)
             << salt;
     }
@@ -344,9 +331,9 @@ TEST_F(RsaTest, WeVerifyOpensslPssSignaturesOnlyWithSalt32) {
 
 TEST_F(RsaTest, ImportsOpensslKeysInPkcs1AndPkcs8) {
     ASSERT_NO_FATAL_FAILURE(openssl_key());
-    const auto spki = read_file(dir_.file("key.pub.der"));
+    const auto spki = test::read_bytes(dir_.file("key.pub.der"));
     for (const char* name : {"key.p1.der", "key.p8.der"}) {
-        auto k = rsa_private_key::from_der(read_file(dir_.file(name)));
+        auto k = rsa_private_key::from_der(test::read_bytes(dir_.file(name)));
         ASSERT_TRUE(k.has_value()) << name << ": " << k.error().message();
         auto der = k->public_der();
         ASSERT_TRUE(der.has_value());
@@ -354,7 +341,7 @@ TEST_F(RsaTest, ImportsOpensslKeysInPkcs1AndPkcs8) {
         // Our PKCS#1 export is byte-identical to openssl's.
         auto p1 = k->to_der();
         ASSERT_TRUE(p1.has_value());
-        EXPECT_TRUE(same_bytes(*p1, read_file(dir_.file("key.p1.der")))) << name;
+        EXPECT_TRUE(same_bytes(*p1, test::read_bytes(dir_.file("key.p1.der")))) << name;
     }
 }
 
@@ -368,7 +355,7 @@ TEST_F(RsaTest, BuildsTheSameSpkiFromModulusAndExponent) {
     while (!hex_n.empty() && (hex_n.back() == '\n' || hex_n.back() == '\r')) hex_n.pop_back();
     const auto n = test::hex(hex_n);
     ASSERT_EQ(n.size(), 256u);
-    const auto spki = read_file(dir_.file("key.pub.der"));
+    const auto spki = test::read_bytes(dir_.file("key.pub.der"));
     for (const std::uint32_t e : {0u, 65537u}) {  // 0 is the TPM's way of writing 65537
         auto k = rsa_public_key::from_components(n, e);
         ASSERT_TRUE(k.has_value()) << k.error().message();
@@ -383,9 +370,9 @@ TEST_F(RsaTest, BuildsTheSameSpkiFromModulusAndExponent) {
 
 TEST_F(RsaTest, MalformedOrForeignDerIsRefused) {
     ASSERT_NO_FATAL_FAILURE(openssl_key());
-    const auto p1 = read_file(dir_.file("key.p1.der"));
-    const auto p8 = read_file(dir_.file("key.p8.der"));
-    const auto spki = read_file(dir_.file("key.pub.der"));
+    const auto p1 = test::read_bytes(dir_.file("key.p1.der"));
+    const auto p8 = test::read_bytes(dir_.file("key.p8.der"));
+    const auto spki = test::read_bytes(dir_.file("key.pub.der"));
     auto r = sh("openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -outform DER -out " +
                 dir_.file("ec.der") + " && openssl pkcs8 -topk8 -nocrypt -inform DER -in " +
                 dir_.file("ec.der") + " -outform DER -out " + dir_.file("ec.p8.der") +
@@ -417,21 +404,21 @@ TEST_F(RsaTest, MalformedOrForeignDerIsRefused) {
     priv_refused(std::span(p8).first(100), "truncated PKCS#8");
     priv_refused(trailing, "trailing byte");
     priv_refused(spki, "public key as private");
-    priv_refused(read_file(dir_.file("ec.p8.der")), "EC PKCS#8");
-    priv_refused(read_file(dir_.file("ec.der")), "EC SEC1");
+    priv_refused(test::read_bytes(dir_.file("ec.p8.der")), "EC PKCS#8");
+    priv_refused(test::read_bytes(dir_.file("ec.der")), "EC SEC1");
 
     pub_refused({}, "empty");
     pub_refused(garbage, "garbage");
     pub_refused(std::span(spki).first(spki.size() - 1), "truncated SPKI");
     pub_refused(spki_trailing, "trailing byte");
     pub_refused(p1, "private key as public");
-    pub_refused(read_file(dir_.file("ec.pub.der")), "EC SPKI");
-    pub_refused(read_file(dir_.file("rsapub.p1.der")), "bare PKCS#1 RSAPublicKey");
+    pub_refused(test::read_bytes(dir_.file("ec.pub.der")), "EC SPKI");
+    pub_refused(test::read_bytes(dir_.file("rsapub.p1.der")), "bare PKCS#1 RSAPublicKey");
 }
 
 TEST_F(RsaTest, InconsistentPrivateKeyIsRefused) {
     ASSERT_NO_FATAL_FAILURE(openssl_key());
-    auto p1 = read_file(dir_.file("key.p1.der"));
+    auto p1 = test::read_bytes(dir_.file("key.p1.der"));
     // The last byte belongs to the CRT coefficient u = q^-1 mod p: still well-formed DER, but
     // private operations no longer match the modulus.
     p1.back() ^= std::byte{0x01};
@@ -445,9 +432,9 @@ TEST_F(RsaTest, WeakOrOddKeySizesAreRefused) {
     EXPECT_EQ(rsa_private_key::generate(2047).error(), std::errc::invalid_argument);
     EXPECT_EQ(rsa_private_key::generate(8192).error(), std::errc::invalid_argument);
     ASSERT_NO_FATAL_FAILURE(openssl_key(1024));
-    EXPECT_EQ(rsa_private_key::from_der(read_file(dir_.file("key.p8.der"))).error(),
+    EXPECT_EQ(rsa_private_key::from_der(test::read_bytes(dir_.file("key.p8.der"))).error(),
               core::errc::key_invalid);
-    EXPECT_EQ(rsa_public_key::from_der(read_file(dir_.file("key.pub.der"))).error(),
+    EXPECT_EQ(rsa_public_key::from_der(test::read_bytes(dir_.file("key.pub.der"))).error(),
               core::errc::key_invalid);
 }
 

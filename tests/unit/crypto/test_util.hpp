@@ -4,6 +4,9 @@
 #include <array>
 #include <cstddef>
 #include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <iterator>
 #include <span>
 #include <string>
 #include <string_view>
@@ -77,6 +80,21 @@ inline std::vector<std::string> split(std::string_view s, char sep) {
         out.emplace_back(s.substr(start, pos - start));
         start = pos + 1;
     }
+}
+
+/// Writes `bytes` to `path` (created or truncated).
+inline void write_bytes(const std::string& path, std::span<const std::byte> bytes) {
+    std::ofstream f(path, std::ios::binary | std::ios::trunc);
+    f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+}
+
+/// The whole file as bytes (empty when unreadable).
+inline std::vector<std::byte> read_bytes(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    std::vector<char> raw((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    std::vector<std::byte> out(raw.size());
+    if (!raw.empty()) std::memcpy(out.data(), raw.data(), raw.size());
+    return out;
 }
 
 }  // namespace la::test

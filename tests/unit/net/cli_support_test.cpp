@@ -1,5 +1,6 @@
 // Tests of the CLI's text helpers: config lookup, JSON escaping, time and status formatting.
 #include "cli/cli_support.hpp"
+#include "core/json.hpp"
 
 #include <gtest/gtest.h>
 
@@ -28,9 +29,9 @@ socket = "/wrong/server.sock"
 }
 
 TEST(CliSupportTest, JsonQuoteEscapesQuotesBackslashesAndControls) {
-    EXPECT_EQ(json_quote("plain"), "\"plain\"");
-    EXPECT_EQ(json_quote("a\"b\\c\nd\x01"), "\"a\\\"b\\\\c\\nd\\u0001\"");
-    EXPECT_EQ(json_quote("caf\xc3\xa9"), "\"caf\xc3\xa9\"");
+    EXPECT_EQ(core::json::quote("plain"), "\"plain\"");
+    EXPECT_EQ(core::json::quote("a\"b\\c\nd\x01"), "\"a\\\"b\\\\c\\nd\\u0001\"");
+    EXPECT_EQ(core::json::quote("caf\xc3\xa9"), "\"caf\xc3\xa9\"");
 }
 
 TEST(CliSupportTest, FormatsUtcAsIso8601) {
@@ -55,6 +56,17 @@ TEST(CliSupportTest, StatusJsonBecomesIndentedLines) {
 TEST(CliSupportTest, TrimRightDropsTrailingNewlines) {
     EXPECT_EQ(trim_right("tok \r\n\t"), "tok");
     EXPECT_EQ(trim_right(" \n"), "");
+}
+
+TEST(CliSupportTest, StatusWithCustodyShowsNestedObjectsAndSecretLists) {
+    const auto text = format_status_json(
+        R"({"secrets":2,"custody":{"backend":"tpm","tpm":{"available":false,"detail":"no answer"},)"
+        R"("secrets":[{"version":1,"state":"grace"},{"version":2,"state":"active"}]}})");
+    ASSERT_TRUE(text.has_value());
+    EXPECT_NE(text->find("custody:\n"), std::string::npos) << *text;
+    EXPECT_NE(text->find("    available"), std::string::npos) << *text;
+    EXPECT_NE(text->find("version=1 state=grace, version=2 state=active"), std::string::npos) << *text;
+    EXPECT_FALSE(format_status_json(R"({"s":[{"a":1})").has_value());
 }
 
 }  // namespace

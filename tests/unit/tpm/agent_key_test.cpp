@@ -14,7 +14,7 @@
 
 #include "crypto/rsa.hpp"
 #include "io/ring.hpp"
-#include "tests/support/swtpm.hpp"
+#include "tests/support/swtpm_fixture.hpp"
 #include "tests/unit/crypto/test_util.hpp"
 #include "tpm/error.hpp"
 #include "tpm/sealing.hpp"
@@ -39,19 +39,6 @@ std::span<const std::byte> as_span(const std::vector<std::uint8_t>& v) {
 bool same_bytes(const crypto::secure_buffer& b, std::span<const std::byte> want) {
     return b.size() == want.size() &&
            (want.empty() || std::memcmp(b.data(), want.data(), want.size()) == 0);
-}
-
-void write_file(const std::string& path, std::span<const std::byte> bytes) {
-    std::ofstream f(path, std::ios::binary | std::ios::trunc);
-    f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
-}
-
-std::vector<std::byte> read_file(const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    std::vector<char> raw((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
-    std::vector<std::byte> out(raw.size());
-    if (!raw.empty()) std::memcpy(out.data(), raw.data(), raw.size());
-    return out;
 }
 
 test::command_result sh(const std::string& cmd) { return test::run_command("( " + cmd + " ) 2>&1"); }
@@ -106,30 +93,20 @@ io::task<core::result<TPMT_PUBLIC>> read_public(tpm_thread& tpm, std::uint32_t h
     });
 }
 
-class AgentKeyTest : public ::testing::Test {
+class AgentKeyTest : public test::with_swtpm<> {
   protected:
-    void SetUp() override {
-        ASSERT_TRUE(swtpm_.start()) << "swtpm did not start";
-        auto r = io::ring::create();
-        ASSERT_TRUE(r.has_value());
-        ring_ = std::move(*r);
-    }
-
     std::string file(const std::string& name) const { return (swtpm_.dir() / name).string(); }
 
     // openssl encrypts `plain` to the SPKI DER with OAEP-SHA-256 and returns the ciphertext.
     std::vector<std::byte> openssl_encrypt(const std::vector<std::uint8_t>& spki,
                                            std::span<const std::byte> plain) {
-        write_file(file("pub.der"), as_span(spki));
-        write_file(file("plain.bin"), plain);
+        test::write_bytes(file("pub.der"), as_span(spki));
+        test::write_bytes(file("plain.bin"), plain);
         const auto r = sh("openssl pkeyutl -encrypt -pubin -keyform DER -inkey " + file("pub.der") +
                           oaep_opts + " -in " + file("plain.bin") + " -out " + file("ct.bin"));
         EXPECT_EQ(r.status, 0) << r.out;
-        return read_file(file("ct.bin"));
+        return test::read_bytes(file("ct.bin"));
     }
-
-    test::swtpm_process swtpm_;
-    std::unique_ptr<io::ring> ring_;
 };
 
 TEST_F(AgentKeyTest, ProvisioningTwiceReusesTheKey) {
@@ -155,7 +132,7 @@ TEST_F(AgentKeyTest, PublicDerIsAnRsa2048SpkiThatOpensslAndWolfsslRead) {
     tpm_thread tpm({swtpm_.tcti(), 10000ms});
     auto info = ring_->run(provision_both(tpm));
     ASSERT_TRUE(info.has_value()) << info.error().message();
-    write_file(file("pub.der"), as_span(info->public_der));
+    test::write_bytes(file("pub.der"), as_span(info->public_der));
     const auto r = sh("openssl pkey -pubin -inform DER -in " + file("pub.der") + " -noout -text");
     ASSERT_EQ(r.status, 0) << r.out;
     EXPECT_NE(r.out.find("Public-Key: (2048 bit)"), std::string::npos) << r.out;
@@ -232,9 +209,9 @@ TEST_F(AgentKeyTest, TpmPssSignatureVerifiesWithOpensslAndWolfssl) {
     ASSERT_TRUE(sig.has_value()) << sig.error().message();
     ASSERT_EQ(sig->size(), 256u);
 
-    write_file(file("pub.der"), as_span(info->public_der));
-    write_file(file("msg"), bytes_of(message));
-    write_file(file("sig"), as_span(*sig));
+    test::write_bytes(file("pub.der"), as_span(info->public_der));
+    test::write_bytes(file("msg"), bytes_of(message));
+    test::write_bytes(file("sig"), as_span(*sig));
     const std::string verify = "openssl dgst -sha256 -keyform DER -verify " + file("pub.der") +
                                " -sigopt rsa_padding_mode:pss -sigopt rsa_mgf1_md:sha256 -signature " +
                                file("sig") + " -sigopt rsa_pss_saltlen:";

@@ -24,7 +24,7 @@
 #include "tpm/nv.hpp"
 #include "tpm/sealing.hpp"
 #include "tpm/tpm_thread.hpp"
-#include "tests/support/swtpm.hpp"
+#include "tests/support/swtpm_fixture.hpp"
 
 
 namespace la::tpm {
@@ -34,19 +34,15 @@ using namespace std::chrono_literals;
 using secret_t = std::array<std::byte, secret_size>;
 constexpr std::uint32_t primary_handle = 0x81010001u;
 
-class TpmTest : public ::testing::Test {
+class TpmTest : public test::with_swtpm<> {
 protected:
     void SetUp() override {
-        ASSERT_TRUE(swtpm_.start()) << "swtpm did not start";
-        auto r = io::ring::create();
-        ASSERT_TRUE(r.has_value());
-        ring_ = std::move(*r);
+        test::with_swtpm<>::SetUp();
+        if (this->HasFatalFailure()) return;
         for (std::size_t i = 0; i < secret_.size(); ++i)
             secret_[i] = static_cast<std::byte>(0xA0 + i);
     }
 
-    test::swtpm_process swtpm_;
-    std::unique_ptr<io::ring> ring_;
     secret_t secret_{};
     std::array<std::byte, 6> auth_{std::byte{'s'}, std::byte{'e'}, std::byte{'c'},
                                    std::byte{'r'}, std::byte{'e'}, std::byte{'t'}};

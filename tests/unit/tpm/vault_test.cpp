@@ -27,7 +27,7 @@
 #include "crypto/base64url.hpp"
 #include "io/crash_point.hpp"
 #include "io/ring.hpp"
-#include "tests/support/swtpm.hpp"
+#include "tests/support/swtpm_fixture.hpp"
 #include "tpm/nv.hpp"
 #include "tpm/sealing.hpp"
 #include "tpm/tpm_thread.hpp"
@@ -110,13 +110,11 @@ bool contains(const std::string& hay, std::string_view needle) {
     return hay.find(needle) != std::string::npos;
 }
 
-class TpmVaultTest : public ::testing::Test {
+class TpmVaultTest : public test::with_swtpm<> {
 protected:
     void SetUp() override {
-        ASSERT_TRUE(swtpm_.start()) << "swtpm did not start";
-        auto r = io::ring::create();
-        ASSERT_TRUE(r.has_value());
-        ring_ = std::move(*r);
+        test::with_swtpm<>::SetUp();
+        if (this->HasFatalFailure()) return;
         state_dir_ = swtpm_.dir() / "state";
         std::filesystem::create_directory(state_dir_);
         tpm_ = std::make_unique<tpm_thread>(tpm_options{swtpm_.tcti(), 5000ms});
@@ -202,8 +200,6 @@ protected:
         return names;
     }
 
-    test::swtpm_process swtpm_;
-    std::unique_ptr<io::ring> ring_;
     std::filesystem::path state_dir_;
     std::unique_ptr<tpm_thread> tpm_;
 };
