@@ -11,7 +11,10 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "core/config.hpp"
@@ -220,16 +223,8 @@ std::string error_json(std::string_view text) {
     return fmt::format(R"({{"ok":false,"error":{}}})", core::json::quote(text));
 }
 
-// The agent is stopped: do the work here, on the configured backend.
-io::task<std::string> run_offline(const custody_request& r, const core::agent_config& cfg,
-                                  io::worker_thread& worker, crypto::secure_buffer* payload) {
-    io::system_clock clock;
-    const tpm::custody_mode mode = r.command == "tpm-status"      ? tpm::custody_mode::inspect
-                                   : r.command == "tpm-provision" ? tpm::custody_mode::provision
-                                                                  : tpm::custody_mode::serve;
-    auto opened = co_await tpm::custody::open(cfg, worker, clock, mode);
-    if (!opened) co_return error_json(opened.error());
-    tpm::custody& c = **opened;
+// The work itself, on an opened custody.
+io::task<std::string> offline_json(const custody_request& r, tpm::custody& c, crypto::secure_buffer* payload) {
     if (r.command == "tpm-status") co_return R"({"ok":true,"agent":"stopped","custody":)" + c.status_json() + "}";
     if (r.command == "tpm-provision") co_return co_await c.provision_json();
     const std::span<char> jwks(reinterpret_cast<char*>(payload->data()), payload->size());
@@ -239,6 +234,21 @@ io::task<std::string> run_offline(const custody_request& r, const core::agent_co
     if (!imported) co_return error_json(imported.error());
     co_return fmt::format(R"({{"ok":true,"agent":"stopped","secrets":{},"generation":{}}})",
                           imported->size(), c.metadata().generation);
+}
+
+// The agent is stopped: do the work here, on the configured backend. The custody is handed back
+// so that the caller decides, once the ring is done, whether it can be destroyed.
+io::task<std::string> run_offline(const custody_request& r, const core::agent_config& cfg,
+                                  io::worker_thread& worker, crypto::secure_buffer* payload,
+                                  std::unique_ptr<tpm::custody>& custody) {
+    io::system_clock clock;
+    const tpm::custody_mode mode = r.command == "tpm-status"      ? tpm::custody_mode::inspect
+                                   : r.command == "tpm-provision" ? tpm::custody_mode::provision
+                                                                  : tpm::custody_mode::serve;
+    auto opened = co_await tpm::custody::open(cfg, worker, clock, mode);
+    if (!opened) co_return error_json(opened.error());
+    custody = std::move(*opened);
+    co_return co_await offline_json(r, *custody, payload);
 }
 
 }  // namespace
@@ -294,8 +304,16 @@ int run_custody(const custody_request& r) {
     }
     io::worker_thread worker("la-cli");
     crypto::secure_buffer* p = payload ? &*payload : nullptr;
-    const std::string json = (*ring)->run(run_offline(r, *cfg, worker, p));
-    return finish(r, json);
+    std::unique_ptr<tpm::custody> custody;
+    const std::string json = (*ring)->run(run_offline(r, *cfg, worker, p, custody));
+    const int code = finish(r, json);
+    if (custody && !custody->wait_tpm_idle()) {
+        // Destroying the custody would join a TPM thread blocked in a call that never returns:
+        // leave now (the kernel frees the locked secret pages).
+        std::fflush(stdout);
+        std::_Exit(code);
+    }
+    return code;
 }
 
 }  // namespace la::cli

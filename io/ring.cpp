@@ -54,11 +54,11 @@ ring::~ring() {
 void ring::schedule(std::coroutine_handle<> h) { ready_.push_back(h); }
 
 void ring::post(posted_item* item) noexcept {
-    {
-        std::lock_guard lock(posted_mu_);
-        item->next = posted_head_;
-        posted_head_ = item;
-    }
+    // The eventfd write stays under the lock: once the ring has drained this item it
+    // may finish and be destroyed, so nothing of the ring may be touched after unlock.
+    std::lock_guard lock(posted_mu_);
+    item->next = posted_head_;
+    posted_head_ = item;
     // One eventfd write per burst: the ring clears the flag before it drains.
     if (!wake_pending_.exchange(true, std::memory_order_acq_rel)) {
         const std::uint64_t one = 1;

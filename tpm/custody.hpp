@@ -70,6 +70,9 @@ public:
     std::string_view backend() const noexcept;
     /// Why this backend (configured, or the fallback's cause).
     const std::string& reason() const noexcept { return reason_; }
+    /// For a stopping process: waits for the TPM call in progress; false when it outlives
+    /// tpm.timeout_ms (the TPM hangs: destroying this custody would wait for it).
+    bool wait_tpm_idle() const noexcept { return !tpm_ || tpm_->wait_idle(); }
     /// True when the TPM answered its last call (false without a TPM).
     bool tpm_available() const noexcept { return tpm_available_; }
     const core::secret_manager& manager() const noexcept { return *manager_; }

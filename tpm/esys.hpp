@@ -7,6 +7,7 @@
 #include <tss2/tss2_tctildr.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -60,7 +61,20 @@ public:
     /// Errors: the TSS2_RC of Tss2_TctiLdr_Initialize / Esys_Initialize / Esys_Startup.
     core::result<ESYS_CONTEXT*> context();
     /// Starts a job: fresh() turns true only if this job's context() opens a new context.
-    void begin_job() noexcept { fresh_ = false; }
+    void begin_job() noexcept {
+        fresh_ = false;
+        busy_since_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                          std::memory_order_relaxed);
+    }
+    /// The job is over (whatever its outcome).
+    void end_job() noexcept { busy_since_.store(0, std::memory_order_relaxed); }
+    /// How long the current job has run (zero when idle). Thread: any.
+    std::chrono::steady_clock::duration busy_for() const noexcept {
+        const auto since = busy_since_.load(std::memory_order_relaxed);
+        if (since == 0) return {};
+        return std::chrono::steady_clock::now().time_since_epoch() -
+               std::chrono::steady_clock::duration(since);
+    }
     /// True when a context() call since begin_job() opened a fresh context.
     bool fresh() const noexcept { return fresh_; }
     /// Forces a reopen before the next call. Thread: any.
@@ -78,6 +92,7 @@ private:
     bool fresh_ = false;
     std::atomic<bool> broken_{false};
     std::atomic<std::uint64_t> opens_{0};
+    std::atomic<std::chrono::steady_clock::rep> busy_since_{0};
 };
 
 /// One TPM2_GetCapability query (the first `count` entries from `property`).

@@ -69,6 +69,7 @@ struct call_state final : call_base {
         std::shared_ptr<call_base> keep = std::move(self->keep_alive);
         if (self->state.load(std::memory_order_acquire) != pending) return;  // abandoned while queued
         self->value.emplace(self->invoke());
+        self->session->end_job();
         self->settle(done);
     }
 
@@ -134,7 +135,8 @@ static_assert(std::is_trivially_destructible_v<call_awaiter>);
 
 /// Owns the ESYS context and the thread that uses it. Thread: call() from any ring thread; the
 /// TPM is only ever touched on thread_id(). Lifetime: destroy after every call has resumed; a
-/// call stuck in a hung TPM delays the destructor until the TPM answers or the socket drops.
+/// call stuck in a hung TPM delays the destructor until the TPM answers or the socket drops
+/// (check wait_idle() first: a process may rather exit without waiting).
 class tpm_thread {
 public:
     explicit tpm_thread(tpm_options opts);
@@ -166,6 +168,17 @@ public:
 
     /// The TPM thread's id (tests check that no TPM call ran elsewhere).
     std::thread::id thread_id() const noexcept { return worker_.id(); }
+    /// Blocks until the call running on the TPM (if any) ends, or it outlives the timeout: then
+    /// false, the TPM hangs and destroying this object would wait for it (see daemon shutdown).
+    /// For a stopping process only; never on a running ring.
+    bool wait_idle() const noexcept {
+        for (;;) {
+            const auto busy = session_.busy_for();
+            if (busy == std::chrono::steady_clock::duration::zero()) return true;
+            if (busy > opts_.timeout) return false;
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+    }
     /// Contexts opened so far (1 after the first call; more after reconnects).
     std::uint64_t opens() const noexcept { return session_.opens(); }
     const tpm_options& options() const noexcept { return opts_; }

@@ -714,6 +714,66 @@ TEST_F(CustodyTest, StoppedTpmNeitherSlowsValidationsNorHangsStatus) {
     EXPECT_EQ(validate(token), LSA_STATUS_VALID);
 }
 
+// The TPM thread is stuck in a command swtpm will never answer: SIGTERM must still stop the agent
+// at once (it cannot join that thread), with exit status 0; the offline CLI must not hang either.
+TEST_F(CustodyTest, AgentAndCliStopPromptlyWhileATpmCallHangs) {
+    constexpr std::uint32_t timeout_ms = 500;
+    const auto cfg = custody_config(backend::tpm, timeout_ms);
+    ASSERT_TRUE(prepare(backend::tpm, cfg));
+    ASSERT_TRUE(launch(cfg));
+    ASSERT_EQ(::kill(tpm_.pid(), SIGSTOP), 0);
+    const resume_on_exit resume{tpm_.pid()};
+    const std::string s = tpm_status();  // times out; its TPM command stays blocked in swtpm
+    EXPECT_EQ(json_bool(s, "available"), false) << s;
+    std::this_thread::sleep_for(std::chrono::milliseconds(timeout_ms));
+
+    const auto t0 = clock_type::now();
+    agent_->signal(SIGTERM);
+    const auto e = agent_->wait_exit(5s);
+    ASSERT_TRUE(e.has_value()) << "the agent did not stop with a hung TPM call";
+    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t0);
+    RecordProperty("hung_tpm_stop_ms", std::to_string(took.count()));
+    EXPECT_TRUE(e->exited && e->code == 0) << "signal " << e->signal << ", code " << e->code;
+    EXPECT_NE(agent_->log().find("still hung"), std::string::npos) << agent_->log();
+
+    // With the agent gone the CLI opens the TPM itself: it reports and exits all the same.
+    const auto t1 = clock_type::now();
+    const auto offline = cli({"tpm-status", "--json"}, 10s);
+    const auto offline_took = std::chrono::duration_cast<std::chrono::milliseconds>(clock_type::now() - t1);
+    EXPECT_FALSE(offline.timed_out) << "the CLI hung with the TPM";
+    EXPECT_EQ(exit_code(offline), 0) << show(offline);
+    EXPECT_EQ(json_string(offline.out, "agent"), "stopped") << offline.out;
+    EXPECT_EQ(json_bool(offline.out, "available"), false) << offline.out;
+    EXPECT_LE(offline_took.count(), 4 * static_cast<long>(timeout_ms) + 1000);
+}
+
+// swtpm dies under a running agent: validations go on from the loaded secrets, tpm-status says
+// the TPM is gone, and once swtpm is back the agent reconnects without a restart.
+TEST_F(CustodyTest, TpmLostAndBackWhileTheAgentRuns) {
+    const auto cfg = custody_config(backend::tpm);
+    ASSERT_TRUE(prepare(backend::tpm, cfg));
+    ASSERT_TRUE(launch(cfg));
+    auto r = import(tokens().keys / "secrets.json");
+    ASSERT_EQ(exit_code(r), 0) << show(r);
+
+    tpm_.stop();
+    EXPECT_EQ(validate(tokens()["sealed_valid"]), LSA_STATUS_VALID) << "with the TPM gone";
+    std::string s = tpm_status();
+    EXPECT_EQ(json_bool(s, "available"), false) << s;
+    EXPECT_EQ(json_string(s, "backend"), "tpm") << s;
+
+    ASSERT_TRUE(tpm_.start());
+    const auto deadline = clock_type::now() + 20s;
+    do {
+        s = tpm_status();
+    } while (json_bool(s, "available") != true && clock_type::now() < deadline);
+    EXPECT_EQ(json_bool(s, "available"), true) << s;
+    EXPECT_EQ(json_number(s, "generation"), 1) << s;
+    EXPECT_EQ(versions_in(s), std::vector<long long>{1}) << s;
+    EXPECT_EQ(validate(tokens()["sealed_valid"]), LSA_STATUS_VALID);
+    EXPECT_TRUE(agent_->running());
+}
+
 // ---------------------------------------------------------------------------------------------
 // No secret anywhere
 
