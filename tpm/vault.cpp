@@ -318,22 +318,20 @@ void tpm_vault::note(const std::error_code& ec) {
     health_.available = answered;
 }
 
+core::unexpected<std::string> tpm_vault::failed(std::string text) {
+    health_.detail = text;
+    return err(std::move(text));
+}
+
 void tpm_vault::ok() { health_.available = true; }
 
 io::task<core::expected<provision_report, std::string>> tpm_vault::provision() {
-    if (auto why = misconfigured(opts_)) {
-        health_.detail = *why;
-        co_return err(*why);
-    }
-    const auto fail = [this](std::string text) {
-        health_.detail = text;
-        return err(std::move(text));
-    };
+    if (auto why = misconfigured(opts_)) co_return failed(std::move(*why));
     provision_report report;
     auto primary = co_await tpm::provision(*opts_.tpm, opts_.primary_handle);
     if (!primary) {
         note(primary.error());
-        co_return fail(fmt::format("storage primary {}: {}", hex_index(opts_.primary_handle),
+        co_return failed(fmt::format("storage primary {}: {}", hex_index(opts_.primary_handle),
                                    tpm_text(primary.error())));
     }
     ok();
@@ -348,14 +346,14 @@ io::task<core::expected<provision_report, std::string>> tpm_vault::provision() {
         if (found && *found)
             how = fmt::format("{} bytes and attributes 0x{:08x}", (*found)->size,
                               (*found)->attributes & ~TPMA_NV_WRITTEN);
-        co_return fail(fmt::format(
+        co_return failed(fmt::format(
             "NV index {} already exists with {} (expected {} bytes and attributes 0x{:08x}): it is "
             "not ours or from another version; refusing to redefine it (choose another nv_index)",
             hex_index(opts_.nv_index), how, record_size, nv_attributes));
     }
     if (!nv) {
         note(nv.error());
-        co_return fail(fmt::format("NV index {}: {}", hex_index(opts_.nv_index), tpm_text(nv.error())));
+        co_return failed(fmt::format("NV index {}: {}", hex_index(opts_.nv_index), tpm_text(nv.error())));
     }
     report.nv_index = nv->index;
     report.nv_created = nv->created;
@@ -380,25 +378,15 @@ io::task<core::expected<vault_metadata, std::string>> tpm_vault::read_record() {
 }
 
 io::task<core::expected<vault_metadata, std::string>> tpm_vault::read_metadata() {
-    if (auto why = misconfigured(opts_)) {
-        health_.detail = *why;
-        co_return err(*why);
-    }
+    if (auto why = misconfigured(opts_)) co_return failed(std::move(*why));
     auto r = co_await read_record();
     health_.detail = r ? "ok" : r.error();
     co_return r;
 }
 
 io::task<core::expected<core::secret_set, std::string>> tpm_vault::load(const vault_metadata& meta) {
-    if (auto why = misconfigured(opts_)) {
-        health_.detail = *why;
-        co_return err(*why);
-    }
-    const auto fail = [this](std::string text) {
-        health_.detail = text;
-        return err(std::move(text));
-    };
-    if (auto why = check_metadata(meta)) co_return fail(fmt::format("tpm vault: {}", *why));
+    if (auto why = misconfigured(opts_)) co_return failed(std::move(*why));
+    if (auto why = check_metadata(meta)) co_return failed(fmt::format("tpm vault: {}", *why));
     core::secret_set set;
     for (const secret_entry& e : meta.secrets) {
         if (e.meta.state == core::secret_state::expired) continue;  // swept: no key to open
@@ -407,11 +395,11 @@ io::task<core::expected<core::secret_set, std::string>> tpm_vault::load(const va
         auto file = co_await read_small_file(path, max_blob_file);
         if (!file) {
             if (file.error() == std::errc::file_too_large)
-                co_return fail(fmt::format("{}: corrupt: larger than {} bytes", where(), max_blob_file));
-            co_return fail(fmt::format("{}: cannot read: {}", where(), file.error().message()));
+                co_return failed(fmt::format("{}: corrupt: larger than {} bytes", where(), max_blob_file));
+            co_return failed(fmt::format("{}: cannot read: {}", where(), file.error().message()));
         }
         auto view = decode_blob_file(*file, e.version);
-        if (!view) co_return fail(fmt::format("{}: corrupt: {}", where(), view.error()));
+        if (!view) co_return failed(fmt::format("{}: corrupt: {}", where(), view.error()));
         const std::span<const std::uint8_t> blob = view->blob;
         const pcr_policy pcr = view->pcr;
         auto key = co_await unseal(*opts_.tpm, opts_.primary_handle, blob, opts_.auth.bytes(), pcr);
@@ -419,58 +407,51 @@ io::task<core::expected<core::secret_set, std::string>> tpm_vault::load(const va
             note(key.error());
             const std::error_code& ec = key.error();
             if (ec == seal_errc::pcr_mismatch)
-                co_return fail(fmt::format(
+                co_return failed(fmt::format(
                     "{}: refused by the TPM: PCR policy {} not satisfied (the PCR values differ "
                     "from those it was sealed to)",
                     where(), to_string(pcr)));
             if (ec == std::errc::invalid_argument)
-                co_return fail(fmt::format("{}: corrupt: not a sealed TPM object", where()));
+                co_return failed(fmt::format("{}: corrupt: not a sealed TPM object", where()));
             if (is_integrity_failure(ec))
-                co_return fail(fmt::format(
+                co_return failed(fmt::format(
                     "{}: corrupt, or sealed under another storage primary: the TPM refused to load "
                     "it ({}, rc 0x{:x})",
                     where(), ec.message(), static_cast<std::uint32_t>(ec.value())));
             if (is_auth_failure(ec))
-                co_return fail(fmt::format("{}: refused by the TPM: wrong auth value ({}, rc 0x{:x})",
+                co_return failed(fmt::format("{}: refused by the TPM: wrong auth value ({}, rc 0x{:x})",
                                            where(), ec.message(), static_cast<std::uint32_t>(ec.value())));
-            co_return fail(fmt::format("{}: cannot unseal: {}", where(), tpm_text(ec)));
+            co_return failed(fmt::format("{}: cannot unseal: {}", where(), tpm_text(ec)));
         }
         ok();
         auto aes = crypto::aes256_gcm_key::create(key->bytes());
-        if (!aes) co_return fail(fmt::format("{}: unusable key: {}", where(), aes.error().message()));
+        if (!aes) co_return failed(fmt::format("{}: unusable key: {}", where(), aes.error().message()));
         auto added = set.add(e.version, std::move(*aes), e.meta);
-        if (!added) co_return fail(fmt::format("{}: {}", where(), added.error()));
+        if (!added) co_return failed(fmt::format("{}: {}", where(), added.error()));
     }
     health_.detail = "ok";
     co_return set;
 }
 
 io::task<core::expected<void, std::string>> tpm_vault::stage(std::span<const core::new_secret> added) {
-    if (auto why = misconfigured(opts_)) {
-        health_.detail = *why;
-        co_return err(*why);
-    }
-    const auto fail = [this](std::string text) {
-        health_.detail = text;
-        return err(std::move(text));
-    };
+    if (auto why = misconfigured(opts_)) co_return failed(std::move(*why));
     if (added.size() > capacity)
-        co_return fail(fmt::format("tpm vault: {} secrets to stage, at most {}", added.size(), capacity));
+        co_return failed(fmt::format("tpm vault: {} secrets to stage, at most {}", added.size(), capacity));
     for (std::size_t i = 0; i < added.size(); ++i) {
         const core::new_secret& n = added[i];
-        if (n.version == 0) co_return fail(std::string("tpm vault: secret version 0 cannot be staged"));
+        if (n.version == 0) co_return failed(std::string("tpm vault: secret version 0 cannot be staged"));
         if (n.key.size() != secret_size)
-            co_return fail(fmt::format("secret {}: the key is {} bytes, expected {}", n.version,
+            co_return failed(fmt::format("secret {}: the key is {} bytes, expected {}", n.version,
                                        n.key.size(), secret_size));
         for (std::size_t j = 0; j < i; ++j)
             if (added[j].version == n.version)
-                co_return fail(fmt::format("secret {}: staged twice", n.version));
+                co_return failed(fmt::format("secret {}: staged twice", n.version));
     }
     auto current = co_await read_record();
-    if (!current) co_return fail(std::move(current.error()));
+    if (!current) co_return failed(std::move(current.error()));
     for (const core::new_secret& n : added) {
         if (n.version <= current->highest_version)
-            co_return fail(fmt::format(
+            co_return failed(fmt::format(
                 "secret {}: version not above the committed highest version {} (its blob file "
                 "may belong to a committed secret)",
                 n.version, current->highest_version));
@@ -481,9 +462,9 @@ io::task<core::expected<void, std::string>> tpm_vault::stage(std::span<const cor
         if (!blob) {
             note(blob.error());
             if (blob.error() == seal_errc::pcr_bank_inactive)
-                co_return fail(fmt::format("secret {}: cannot seal: PCR policy {}: {}", n.version,
+                co_return failed(fmt::format("secret {}: cannot seal: PCR policy {}: {}", n.version,
                                            to_string(opts_.pcr), blob.error().message()));
-            co_return fail(fmt::format("secret {}: cannot seal: {}", n.version, tpm_text(blob.error())));
+            co_return failed(fmt::format("secret {}: cannot seal: {}", n.version, tpm_text(blob.error())));
         }
         ok();
         io::crash_point("tpm.sealed");
@@ -491,7 +472,7 @@ io::task<core::expected<void, std::string>> tpm_vault::stage(std::span<const cor
         const std::string name = blob_name(n.version);
         auto written = co_await io::write_file_atomically(opts_.state_dir, name, file, 0600);
         if (!written)
-            co_return fail(fmt::format("secret {} ({}/{}): cannot write the sealed blob: {}", n.version,
+            co_return failed(fmt::format("secret {} ({}/{}): cannot write the sealed blob: {}", n.version,
                                        opts_.state_dir, name, written.error().message()));
     }
     health_.detail = "ok";
@@ -500,39 +481,32 @@ io::task<core::expected<void, std::string>> tpm_vault::stage(std::span<const cor
 
 io::task<core::expected<void, std::string>> tpm_vault::commit(const vault_metadata& next,
                                                               std::span<const core::new_secret> added) {
-    if (auto why = misconfigured(opts_)) {
-        health_.detail = *why;
-        co_return err(*why);
-    }
-    const auto fail = [this](std::string text) {
-        health_.detail = text;
-        return err(std::move(text));
-    };
-    if (auto why = check_metadata(next)) co_return fail(fmt::format("tpm vault: cannot commit: {}", *why));
+    if (auto why = misconfigured(opts_)) co_return failed(std::move(*why));
+    if (auto why = check_metadata(next)) co_return failed(fmt::format("tpm vault: cannot commit: {}", *why));
     // Every added secret must be listed and staged: the record must never name a blob that
     // is not on disk.
     for (const core::new_secret& n : added) {
         if (!listed(next, n.version))
-            co_return fail(fmt::format("tpm vault: cannot commit: added secret {} is not listed",
+            co_return failed(fmt::format("tpm vault: cannot commit: added secret {} is not listed",
                                        n.version));
         const std::string path = opts_.state_dir + "/" + blob_name(n.version);
         auto file = co_await read_small_file(path, max_blob_file);
         if (!file)
-            co_return fail(fmt::format("tpm vault: cannot commit: secret {} ({}) was not staged: {}",
+            co_return failed(fmt::format("tpm vault: cannot commit: secret {} ({}) was not staged: {}",
                                        n.version, path, file.error().message()));
         if (auto view = decode_blob_file(*file, n.version); !view)
-            co_return fail(fmt::format("tpm vault: cannot commit: secret {} ({}) is corrupt: {}",
+            co_return failed(fmt::format("tpm vault: cannot commit: secret {} ({}) is corrupt: {}",
                                        n.version, path, view.error()));
     }
     auto current = co_await read_record();
-    if (!current) co_return fail(std::move(current.error()));
+    if (!current) co_return failed(std::move(current.error()));
     if (next.generation <= current->generation)
-        co_return fail(fmt::format(
+        co_return failed(fmt::format(
             "NV index {}: refusing to commit generation {}: the vault is at generation {} (the "
             "generation only grows)",
             hex_index(opts_.nv_index), next.generation, current->generation));
     if (next.highest_version < current->highest_version)
-        co_return fail(fmt::format(
+        co_return failed(fmt::format(
             "NV index {}: refusing to commit highest_version {} below the committed {}",
             hex_index(opts_.nv_index), next.highest_version, current->highest_version));
 
@@ -541,7 +515,7 @@ io::task<core::expected<void, std::string>> tpm_vault::commit(const vault_metada
     auto written = co_await nv_write(*opts_.tpm, opts_.nv_index, record_view);
     if (!written) {
         note(written.error());
-        co_return fail(fmt::format("NV index {}: cannot write the vault record: {}",
+        co_return failed(fmt::format("NV index {}: cannot write the vault record: {}",
                                    hex_index(opts_.nv_index), tpm_text(written.error())));
     }
     ok();

@@ -106,6 +106,8 @@ private:
     std::string tpm_text(const std::error_code& ec) const;
     void note(const std::error_code& ec);
     void ok();
+    /// Records `text` as the health detail and returns it as the error.
+    core::unexpected<std::string> failed(std::string text);
 
     tpm_vault_options opts_;
     core::vault_health health_{false, "no operation yet"};
