@@ -184,7 +184,7 @@ io::task<core::result<agent_key_info>> provision_agent_key(tpm_thread& tpm,
                                                            std::uint32_t key_handle) {
     if (!persistent(primary_handle) || !persistent(key_handle) || primary_handle == key_handle)
         co_return core::fail(std::errc::invalid_argument);
-    co_return co_await tpm.call([primary_handle, key_handle](esys_session& s) {
+    co_return co_await tpm.call_keygen([primary_handle, key_handle](esys_session& s) {
         return provision_on(s, primary_handle, key_handle);
     });
 }

@@ -373,7 +373,7 @@ const std::error_category& seal_category() noexcept {
 io::task<core::result<primary_info>> provision(tpm_thread& tpm, std::uint32_t handle) {
     if (handle < persistent_first || handle > persistent_last)
         co_return core::fail(std::errc::invalid_argument);
-    co_return co_await tpm.call([handle](esys_session& s) { return provision_on(s, handle); });
+    co_return co_await tpm.call_keygen([handle](esys_session& s) { return provision_on(s, handle); });
 }
 
 io::task<core::result<std::vector<std::uint8_t>>> seal(

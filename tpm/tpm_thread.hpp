@@ -2,6 +2,7 @@
 // job has a deadline, so a hung TPM resumes the caller with timed_out instead of hanging it.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -29,6 +30,9 @@ namespace la::tpm {
 struct tpm_options {
     std::string tcti;                                   ///< e.g. "swtpm:path=/run/swtpm/swtpm.sock"
     std::chrono::milliseconds timeout{5000};            ///< per call, including a reconnect
+    /// Per call that generates a key (call_keygen): real TPMs take seconds, some tens of
+    /// seconds, to find RSA-2048 primes, so `timeout` would fail provisioning on them.
+    std::chrono::milliseconds keygen_timeout{120000};
 };
 
 namespace detail {
@@ -152,18 +156,13 @@ public:
     /// context is reopened on the next call).
     template <class Fn>
     io::task<std::invoke_result_t<Fn&, esys_session&>> call(Fn fn) {
-        static_assert(std::is_trivially_copyable_v<Fn> && std::is_trivially_destructible_v<Fn>,
-                      "capture trivially copyable values only: the job may outlive the caller");
-        auto st = std::make_shared<detail::call_state<Fn>>(fn);
-        crypto::secure_zero(&fn, sizeof fn);
-        st->session = &session_;
-        st->deadline = std::chrono::steady_clock::now() + opts_.timeout;
-        st->keep_alive = st;
-        detail::call_awaiter aw{st.get(), &watchdog_, &worker_};
-        co_await aw;
-        if (st->state.load(std::memory_order_acquire) != detail::call_base::done)
-            co_return core::fail(std::errc::timed_out);
-        co_return std::move(*st->value);
+        return call_within(fn, opts_.timeout);
+    }
+    /// As call(), for commands that generate a key: the deadline is options().keygen_timeout
+    /// (never shorter than options().timeout).
+    template <class Fn>
+    io::task<std::invoke_result_t<Fn&, esys_session&>> call_keygen(Fn fn) {
+        return call_within(fn, std::max(opts_.keygen_timeout, opts_.timeout));
     }
 
     /// The TPM thread's id (tests check that no TPM call ran elsewhere).
@@ -184,6 +183,22 @@ public:
     const tpm_options& options() const noexcept { return opts_; }
 
 private:
+    template <class Fn>
+    io::task<std::invoke_result_t<Fn&, esys_session&>> call_within(Fn fn, std::chrono::milliseconds timeout) {
+        static_assert(std::is_trivially_copyable_v<Fn> && std::is_trivially_destructible_v<Fn>,
+                      "capture trivially copyable values only: the job may outlive the caller");
+        auto st = std::make_shared<detail::call_state<Fn>>(fn);
+        crypto::secure_zero(&fn, sizeof fn);
+        st->session = &session_;
+        st->deadline = std::chrono::steady_clock::now() + timeout;
+        st->keep_alive = st;
+        detail::call_awaiter aw{st.get(), &watchdog_, &worker_};
+        co_await aw;
+        if (st->state.load(std::memory_order_acquire) != detail::call_base::done)
+            co_return core::fail(std::errc::timed_out);
+        co_return std::move(*st->value);
+    }
+
     tpm_options opts_;
     esys_session session_;          // used only on worker_; outlives it
     detail::watchdog watchdog_;

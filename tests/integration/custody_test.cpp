@@ -254,19 +254,6 @@ protected:
         return true;
     }
 
-    // Provisions the TPM offline with the default timeout (an RSA-2048 key takes swtpm a
-    // random, sometimes multi-second, prime search; more under sanitizers), then starts the
-    // agent on `cfg`, whose short tpm.timeout_ms is what the test is about.
-    bool launch_provisioned(const agent_config& cfg) {
-        custody_config(backend::tpm).write(config_path());
-        const auto r = cli({"tpm-provision", "--json"}, 120s);
-        if (exit_code(r) != 0) {
-            ADD_FAILURE() << "tpm-provision: " << show(r);
-            return false;
-        }
-        return launch(cfg);
-    }
-
     // Stops the agent cleanly (exit 0 expected) and starts it again on the same config.
     bool restart() {
         stop_agent();
@@ -672,7 +659,7 @@ TEST_F(CustodyTest, StoppedTpmNeitherSlowsValidationsNorHangsStatus) {
     constexpr std::size_t n = 2000;
     const auto cfg = custody_config(backend::tpm, timeout_ms);
     ASSERT_TRUE(prepare(backend::tpm, cfg));
-    ASSERT_TRUE(launch_provisioned(cfg));
+    ASSERT_TRUE(launch(cfg));
     auto r = import(tokens().keys / "secrets.json");
     ASSERT_EQ(exit_code(r), 0) << show(r);
 
@@ -733,7 +720,7 @@ TEST_F(CustodyTest, AgentAndCliStopPromptlyWhileATpmCallHangs) {
     constexpr std::uint32_t timeout_ms = 500;
     const auto cfg = custody_config(backend::tpm, timeout_ms);
     ASSERT_TRUE(prepare(backend::tpm, cfg));
-    ASSERT_TRUE(launch_provisioned(cfg));
+    ASSERT_TRUE(launch(cfg));
     ASSERT_EQ(::kill(tpm_.pid(), SIGSTOP), 0);
     const resume_on_exit resume{tpm_.pid()};
     const std::string s = tpm_status();  // times out; its TPM command stays blocked in swtpm

@@ -15,6 +15,7 @@
 #include <filesystem>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "io/ops.hpp"
@@ -237,6 +238,31 @@ TEST_F(TpmTest, CallsQueuedBehindAHungOneTimeOutToo) {
     ASSERT_EQ(::kill(swtpm_.pid(), SIGCONT), 0);
     auto out = ring_->run(unseal_once(tpm, *blob, auth_));
     ASSERT_TRUE(out.has_value()) << out.error().message();
+}
+
+// Key generation gets its own, longer deadline: a real TPM can spend seconds finding RSA primes,
+// far beyond a timeout sized for seals and reads.
+io::task<std::pair<core::result<int>, core::result<int>>> slow_call_both_ways(tpm_thread& tpm) {
+    const auto slow = [](esys_session&) -> core::result<int> {
+        std::this_thread::sleep_for(300ms);
+        return 7;
+    };
+    auto quick = co_await tpm.call(slow);
+    auto keygen = co_await tpm.call_keygen(slow);
+    co_return std::pair{std::move(quick), std::move(keygen)};
+}
+
+TEST_F(TpmTest, KeyGenerationCallsHaveTheLongerKeygenDeadline) {
+    tpm_thread tpm({swtpm_.tcti(), 100ms, 10s});
+    const auto [quick, keygen] = ring_->run(slow_call_both_ways(tpm));
+    ASSERT_FALSE(quick.has_value());
+    EXPECT_EQ(quick.error(), std::errc::timed_out);
+    ASSERT_TRUE(keygen.has_value()) << keygen.error().message();
+    EXPECT_EQ(*keygen, 7);
+    // And provisioning uses it: an RSA/ECC primary under a 1 ms call timeout still succeeds.
+    tpm_thread strict({swtpm_.tcti(), 1ms});
+    auto p = ring_->run(provision_once(strict));
+    EXPECT_TRUE(p.has_value()) << p.error().message();
 }
 
 // ---- PCR policy text ----
