@@ -134,8 +134,10 @@ struct decrypt_job {
         scheme.scheme = TPM2_ALG_OAEP;
         scheme.details.oaep.hashAlg = TPM2_ALG_SHA256;  // the TPM's MGF1 uses the same hash
         const TPM2B_DATA label{};
+        // The plaintext travels back encrypted under a session salted to this key itself.
+        const esys_tr enc = LA_TRY(encrypt_session(ctx, key.get(), TPMA_SESSION_ENCRYPT));
         TPM2B_PUBLIC_KEY_RSA* out_raw = nullptr;
-        const TSS2_RC rc = Esys_RSA_Decrypt(ctx, key.get(), ESYS_TR_PASSWORD, ESYS_TR_NONE,
+        const TSS2_RC rc = Esys_RSA_Decrypt(ctx, key.get(), ESYS_TR_PASSWORD, enc.get(),
                                             ESYS_TR_NONE, &ciphertext, &scheme, &label, &out_raw);
         const esys_ptr<TPM2B_PUBLIC_KEY_RSA> out(out_raw);
         if (is_bad_ciphertext(rc)) return core::fail(core::errc::auth_failed);

@@ -90,6 +90,22 @@ core::result<bool> handle_exists(ESYS_CONTEXT* ctx, std::uint32_t handle) {
     return found.count > 0 && found.handle[0] == handle;
 }
 
+core::result<esys_tr> encrypt_session(ESYS_CONTEXT* ctx, ESYS_TR salt_key, TPMA_SESSION attrs) {
+    TPMT_SYM_DEF sym{};
+    sym.algorithm = TPM2_ALG_AES;
+    sym.keyBits.aes = 128;
+    sym.mode.aes = TPM2_ALG_CFB;
+    ESYS_TR raw = ESYS_TR_NONE;
+    TSS2_RC rc = Esys_StartAuthSession(ctx, salt_key, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE, ESYS_TR_NONE,
+                                       nullptr, TPM2_SE_HMAC, &sym, TPM2_ALG_SHA256, &raw);
+    if (rc != TSS2_RC_SUCCESS) return fail_rc(rc);
+    esys_tr session(ctx, raw, true);
+    // continueSession: the session outlives the command, so the esys_tr's flush is the only one.
+    rc = Esys_TRSess_SetAttributes(ctx, session.get(), attrs | TPMA_SESSION_CONTINUESESSION, 0xff);
+    if (rc != TSS2_RC_SUCCESS) return fail_rc(rc);
+    return session;
+}
+
 core::result<created_object> create_object(ESYS_CONTEXT* ctx, ESYS_TR parent,
                                            const TPM2B_SENSITIVE_CREATE& sensitive,
                                            const TPM2B_PUBLIC& in_public) {
@@ -100,7 +116,9 @@ core::result<created_object> create_object(ESYS_CONTEXT* ctx, ESYS_TR parent,
     TPM2B_CREATION_DATA* creation_data = nullptr;
     TPM2B_DIGEST* creation_hash = nullptr;
     TPMT_TK_CREATION* ticket = nullptr;
-    const TSS2_RC rc = Esys_Create(ctx, parent, ESYS_TR_PASSWORD, ESYS_TR_NONE, ESYS_TR_NONE,
+    // The sensitive part (a sealed secret's bytes) travels encrypted to the TPM.
+    const esys_tr enc = LA_TRY(encrypt_session(ctx, parent, TPMA_SESSION_DECRYPT));
+    const TSS2_RC rc = Esys_Create(ctx, parent, ESYS_TR_PASSWORD, enc.get(), ESYS_TR_NONE,
                                    &sensitive, &in_public, &outside, &pcrs, &priv, &pub,
                                    &creation_data, &creation_hash, &ticket);
     created_object out{esys_ptr<TPM2B_PRIVATE>(priv), esys_ptr<TPM2B_PUBLIC>(pub)};

@@ -296,8 +296,10 @@ struct unseal_job {
         if (digest->size != want.size || std::memcmp(digest->buffer, want.buffer, want.size) != 0)
             return core::fail(make_error_code(seal_errc::pcr_mismatch));
 
+        // The unsealed secret travels back encrypted under a session salted to the primary.
+        const esys_tr enc = LA_TRY(encrypt_session(ctx, parent.get(), TPMA_SESSION_ENCRYPT));
         TPM2B_SENSITIVE_DATA* out_raw = nullptr;
-        rc = Esys_Unseal(ctx, obj.get(), policy.get(), ESYS_TR_NONE, ESYS_TR_NONE, &out_raw);
+        rc = Esys_Unseal(ctx, obj.get(), policy.get(), enc.get(), ESYS_TR_NONE, &out_raw);
         const esys_ptr<TPM2B_SENSITIVE_DATA> out(out_raw);
         // ESYS keeps the auth value in its object metadata until the flush; the clear copy in
         // `out` is wiped below before Esys_Free.

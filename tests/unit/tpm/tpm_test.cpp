@@ -11,6 +11,8 @@
 #include <array>
 #include <chrono>
 #include <cstdlib>
+#include <fstream>
+#include <iterator>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -122,6 +124,29 @@ TEST_F(TpmTest, SealThenUnsealRoundTrips) {
     auto out = ring_->run(unseal_once(tpm, *blob, auth_));
     ASSERT_TRUE(out.has_value()) << out.error().message();
     EXPECT_TRUE(same_bytes(*out, secret_));
+}
+
+// Every byte between us and the TPM, captured by tpm2-tss's pcap TCTI wrapped around swtpm: the
+// secret must cross neither way in clear (parameter encryption on Create and Unseal).
+TEST_F(TpmTest, TheSecretNeverCrossesTheTpmInterfaceInClear) {
+    const std::filesystem::path capture = swtpm_.dir() / "bus.pcap";
+    ASSERT_EQ(::setenv("TCTI_PCAP_FILE", capture.c_str(), 1), 0);
+    {
+        tpm_thread tpm({"pcap:" + swtpm_.tcti(), 5000ms});
+        auto blob = ring_->run(provision_and_seal(tpm, secret_, auth_));
+        ASSERT_TRUE(blob.has_value()) << blob.error().message();
+        auto out = ring_->run(unseal_once(tpm, *blob, auth_));
+        ASSERT_TRUE(out.has_value()) << out.error().message();
+        EXPECT_TRUE(same_bytes(*out, secret_));
+    }  // the context closes: the capture is complete
+    ::unsetenv("TCTI_PCAP_FILE");
+    std::ifstream in(capture, std::ios::binary);
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // The capture did see the traffic: TPM2_Unseal's command code (0x0000015E) is in it.
+    const std::string unseal_cc("\x00\x00\x01\x5e", 4);
+    ASSERT_NE(bytes.find(unseal_cc), std::string::npos) << capture << ": " << bytes.size() << " bytes";
+    const std::string secret(reinterpret_cast<const char*>(secret_.data()), 8);
+    EXPECT_EQ(bytes.find(secret), std::string::npos) << "the secret crossed the TPM interface in clear";
 }
 
 TEST_F(TpmTest, WrongAuthRefusesToUnsealWithAClearError) {
