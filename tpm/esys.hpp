@@ -109,13 +109,14 @@ struct created_object {
     esys_ptr<TPM2B_PUBLIC> pub;
 };
 
-/// TPM2_Create under `parent` (password session), no outside info, no creation PCRs.
 /// An HMAC session salted to the loaded key `salt_key`, with AES-128-CFB parameter encryption
 /// (`attrs`: TPMA_SESSION_DECRYPT for the command's first parameter, TPMA_SESSION_ENCRYPT for
 /// the response's). Passed as a command's second session, it keeps a secret from crossing the
 /// bus to a discrete TPM in clear. Flushed when the esys_tr goes.
 core::result<esys_tr> encrypt_session(ESYS_CONTEXT* ctx, ESYS_TR salt_key, TPMA_SESSION attrs);
 
+/// TPM2_Create under `parent` (password session, the sensitive part sent under an
+/// encrypt_session() salted to `parent`), no outside info, no creation PCRs.
 core::result<created_object> create_object(ESYS_CONTEXT* ctx, ESYS_TR parent,
                                            const TPM2B_SENSITIVE_CREATE& sensitive,
                                            const TPM2B_PUBLIC& in_public);

@@ -332,7 +332,7 @@ io::task<core::expected<provision_report, std::string>> tpm_vault::provision() {
     if (!primary) {
         note(primary.error());
         co_return failed(fmt::format("storage primary {}: {}", hex_index(opts_.primary_handle),
-                                   tpm_text(primary.error())));
+                                     tpm_text(primary.error())));
     }
     ok();
     report.primary_handle = primary->handle;
@@ -420,7 +420,7 @@ io::task<core::expected<core::secret_set, std::string>> tpm_vault::load(const va
                     where(), ec.message(), static_cast<std::uint32_t>(ec.value())));
             if (is_auth_failure(ec))
                 co_return failed(fmt::format("{}: refused by the TPM: wrong auth value ({}, rc 0x{:x})",
-                                           where(), ec.message(), static_cast<std::uint32_t>(ec.value())));
+                                             where(), ec.message(), static_cast<std::uint32_t>(ec.value())));
             co_return failed(fmt::format("{}: cannot unseal: {}", where(), tpm_text(ec)));
         }
         ok();
@@ -442,7 +442,7 @@ io::task<core::expected<void, std::string>> tpm_vault::stage(std::span<const cor
         if (n.version == 0) co_return failed(std::string("tpm vault: secret version 0 cannot be staged"));
         if (n.key.size() != secret_size)
             co_return failed(fmt::format("secret {}: the key is {} bytes, expected {}", n.version,
-                                       n.key.size(), secret_size));
+                                         n.key.size(), secret_size));
         for (std::size_t j = 0; j < i; ++j)
             if (added[j].version == n.version)
                 co_return failed(fmt::format("secret {}: staged twice", n.version));
@@ -463,7 +463,7 @@ io::task<core::expected<void, std::string>> tpm_vault::stage(std::span<const cor
             note(blob.error());
             if (blob.error() == seal_errc::pcr_bank_inactive)
                 co_return failed(fmt::format("secret {}: cannot seal: PCR policy {}: {}", n.version,
-                                           to_string(opts_.pcr), blob.error().message()));
+                                             to_string(opts_.pcr), blob.error().message()));
             co_return failed(fmt::format("secret {}: cannot seal: {}", n.version, tpm_text(blob.error())));
         }
         ok();
@@ -473,7 +473,7 @@ io::task<core::expected<void, std::string>> tpm_vault::stage(std::span<const cor
         auto written = co_await io::write_file_atomically(opts_.state_dir, name, file, 0600);
         if (!written)
             co_return failed(fmt::format("secret {} ({}/{}): cannot write the sealed blob: {}", n.version,
-                                       opts_.state_dir, name, written.error().message()));
+                                         opts_.state_dir, name, written.error().message()));
     }
     health_.detail = "ok";
     co_return core::expected<void, std::string>{};
@@ -488,15 +488,15 @@ io::task<core::expected<void, std::string>> tpm_vault::commit(const vault_metada
     for (const core::new_secret& n : added) {
         if (!listed(next, n.version))
             co_return failed(fmt::format("tpm vault: cannot commit: added secret {} is not listed",
-                                       n.version));
+                                         n.version));
         const std::string path = opts_.state_dir + "/" + blob_name(n.version);
         auto file = co_await read_small_file(path, max_blob_file);
         if (!file)
             co_return failed(fmt::format("tpm vault: cannot commit: secret {} ({}) was not staged: {}",
-                                       n.version, path, file.error().message()));
+                                         n.version, path, file.error().message()));
         if (auto view = decode_blob_file(*file, n.version); !view)
             co_return failed(fmt::format("tpm vault: cannot commit: secret {} ({}) is corrupt: {}",
-                                       n.version, path, view.error()));
+                                         n.version, path, view.error()));
     }
     auto current = co_await read_record();
     if (!current) co_return failed(std::move(current.error()));
@@ -516,7 +516,7 @@ io::task<core::expected<void, std::string>> tpm_vault::commit(const vault_metada
     if (!written) {
         note(written.error());
         co_return failed(fmt::format("NV index {}: cannot write the vault record: {}",
-                                   hex_index(opts_.nv_index), tpm_text(written.error())));
+                                     hex_index(opts_.nv_index), tpm_text(written.error())));
     }
     ok();
     io::crash_point("tpm.nv_written");

@@ -11,10 +11,10 @@
 #include <array>
 #include <chrono>
 #include <cstdlib>
-#include <fstream>
-#include <iterator>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 #include <thread>
 #include <utility>
